@@ -209,7 +209,6 @@ int cli_repo_opts(struct tm_repo_opts *o)
         }
         o->location = cli_opts.repo;
         o->catalog_path = cli_opts.catalog && *cli_opts.catalog ? cli_opts.catalog : NULL;
-        o->no_lock_wait = 0;
         return 0;
 }
 

@@ -34,7 +34,6 @@ struct tm_repo_opts {
         struct tm_kdf_params kdf;          /* init and key add */
         struct tm_chunker_params chunker;  /* init */
         int compression_level;             /* init: stored in config; 0 = none */
-        int no_lock_wait;                  /* do not wait for a prune lock; -EBUSY instead */
 };
 #define TM_REPO_OPTS_INIT                                                                          \
         (struct tm_repo_opts)                                                                      \

@@ -652,7 +652,9 @@ static int walk_entry(struct bk *b, struct bk_dir *d, const char *name, const ch
                         nd->content = malloc(on->n_content * sizeof(*nd->content) + 1);
                         if (!nd->content)
                                 return -ENOMEM;
-                        memcpy(nd->content, on->content, on->n_content * sizeof(*nd->content));
+                        if (on->n_content) /* an empty file has no content array */
+                                memcpy(nd->content, on->content,
+                                       on->n_content * sizeof(*nd->content));
                         nd->n_content = on->n_content;
                         atomic_fetch_add(&b->files_unmodified, 1);
                         atomic_fetch_add(&b->files_done, 1);
@@ -1024,10 +1026,6 @@ int tm_backup_run(tm_repo *repo, const struct tm_backup_opts *o, struct tm_snaps
         if (!o->component || !*o->component || !valid_strategy(o->strategy) ||
             (o->stdin_fd < 0 && o->n_paths == 0) ||
             (o->stdin_fd >= 0 && (!o->stdin_filename || !tm_tree_name_valid(o->stdin_filename))))
-                return -EINVAL;
-        /* checked here, not only in stdin_store(): its result is not
-         * propagated, and a bad name would surface as -EIO after locking */
-        if (o->stdin_fd >= 0 && (!o->stdin_filename || !tm_tree_name_valid(o->stdin_filename)))
                 return -EINVAL;
         b = calloc(1, sizeof(*b));
         if (!b)

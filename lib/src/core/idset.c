@@ -99,6 +99,8 @@ int tm_idset_has(struct tm_idset *s, const tm_id *id)
 {
         int r = 0;
 
+        if (!s->slots)
+                return 0;
         pthread_mutex_lock(&s->mu);
         for (size_t k = slot_of(id, s->cap); s->used[k]; k = (k + 1) & (s->cap - 1)) {
                 if (memcmp(s->slots[k].b, id->b, TM_ID_LEN) == 0) {
