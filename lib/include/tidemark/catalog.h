@@ -75,8 +75,8 @@ int tm_catalog_snapshot_get(tm_catalog *cat, const tm_id *snap_id, struct tm_sna
 /* All snapshots (component NULL) or one component's, oldest first. fn gets a
  * borrowed snapshot valid during the call. */
 typedef int (*tm_catalog_snapshot_fn)(const struct tm_snapshot *s, void *userdata);
-int tm_catalog_snapshot_foreach(tm_catalog *cat, const char *component,
-                                tm_catalog_snapshot_fn fn, void *userdata);
+int tm_catalog_snapshot_foreach(tm_catalog *cat, const char *component, tm_catalog_snapshot_fn fn,
+                                void *userdata);
 
 /* Drop every row (before a rebuild). */
 int tm_catalog_clear(tm_catalog *cat);

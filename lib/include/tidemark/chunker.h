@@ -16,11 +16,11 @@ struct tm_chunker_params {
 #define TM_CHUNKER_MIN_DEFAULT (512u * 1024)
 #define TM_CHUNKER_AVG_DEFAULT (1024u * 1024)
 #define TM_CHUNKER_MAX_DEFAULT (8u * 1024 * 1024)
-#define TM_CHUNKER_PARAMS_DEFAULT                                                                  \
-        (struct tm_chunker_params)                                                                 \
-        {                                                                                          \
-                .min = TM_CHUNKER_MIN_DEFAULT, .avg = TM_CHUNKER_AVG_DEFAULT,                      \
-                .max = TM_CHUNKER_MAX_DEFAULT                                                      \
+#define TM_CHUNKER_PARAMS_DEFAULT                                             \
+        (struct tm_chunker_params)                                            \
+        {                                                                     \
+                .min = TM_CHUNKER_MIN_DEFAULT, .avg = TM_CHUNKER_AVG_DEFAULT, \
+                .max = TM_CHUNKER_MAX_DEFAULT                                 \
         }
 
 typedef struct tm_chunker tm_chunker;

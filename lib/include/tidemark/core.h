@@ -6,22 +6,22 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define TM_MUST_CHECK __attribute__((warn_unused_result))
+#define TM_MUST_CHECK    __attribute__((warn_unused_result))
 #define TM_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
-#define TM_MIN(a, b) ((a) < (b) ? (a) : (b))
-#define TM_MAX(a, b) ((a) > (b) ? (a) : (b))
+#define TM_MIN(a, b)     ((a) < (b) ? (a) : (b))
+#define TM_MAX(a, b)     ((a) > (b) ? (a) : (b))
 
 /* TM_ASSERT() is for broken invariants only; bad input gets -EINVAL. Always on. */
-#define TM_ASSERT(x)                                                                               \
-        do {                                                                                       \
-                if (!(x))                                                                          \
-                        tm_assert_fail(#x, __FILE__, __LINE__);                                    \
+#define TM_ASSERT(x)                                            \
+        do {                                                    \
+                if (!(x))                                       \
+                        tm_assert_fail(#x, __FILE__, __LINE__); \
         } while (0)
 
 _Noreturn void tm_assert_fail(const char *expr, const char *file, int line);
 
 /* Identifier of a blob or file: 32 bytes (HMAC-SHA-256 or SHA-256). */
-#define TM_ID_LEN 32
+#define TM_ID_LEN     32
 #define TM_ID_HEX_LEN 64
 typedef struct tm_id {
         uint8_t b[TM_ID_LEN];
@@ -39,10 +39,10 @@ typedef struct tm_buf {
         size_t limit; /* 0 = SIZE_MAX */
 } tm_buf;
 
-#define TM_BUF_INIT(lim)                                                                           \
-        (tm_buf)                                                                                   \
-        {                                                                                          \
-                .data = NULL, .len = 0, .cap = 0, .limit = (lim)                                   \
+#define TM_BUF_INIT(lim)                                         \
+        (tm_buf)                                                 \
+        {                                                        \
+                .data = NULL, .len = 0, .cap = 0, .limit = (lim) \
         }
 
 /* Ensure room for `extra` more bytes. Returns 0, -E2BIG past the limit, -ENOMEM. */

@@ -34,10 +34,10 @@ struct tm_index {
         struct tm_index_pack *packs;
 };
 
-#define TM_INDEX_INIT                                                                              \
-        (struct tm_index)                                                                          \
-        {                                                                                          \
-                0                                                                                  \
+#define TM_INDEX_INIT     \
+        (struct tm_index) \
+        {                 \
+                0         \
         }
 
 /* Add a pack (entries are copied). Returns 0 or -ENOMEM. */

@@ -21,8 +21,8 @@ typedef void (*tm_progress_fn)(const struct tm_progress *p, void *userdata);
 
 /* ---- backup ---- */
 struct tm_backup_opts {
-        const char *component;   /* required */
-        const char *strategy;    /* full | incremental | differential | continuous */
+        const char *component; /* required */
+        const char *strategy;  /* full | incremental | differential | continuous */
         const char *const *paths;
         size_t n_paths;
         const char *const *excludes; /* fnmatch patterns on the basename and the full path */
@@ -37,10 +37,10 @@ struct tm_backup_opts {
         tm_progress_fn progress;
         void *userdata;
 };
-#define TM_BACKUP_OPTS_INIT                                                                        \
-        (struct tm_backup_opts)                                                                    \
-        {                                                                                          \
-                .strategy = "incremental", .stdin_fd = -1                                          \
+#define TM_BACKUP_OPTS_INIT                               \
+        (struct tm_backup_opts)                           \
+        {                                                 \
+                .strategy = "incremental", .stdin_fd = -1 \
         }
 /* A backup that completed but could not read some files returns this (> 0). */
 #define TM_BACKUP_PARTIAL 3
@@ -59,14 +59,14 @@ struct tm_restore_opts {
         const char *const *includes; /* snapshot-relative paths; none = everything */
         size_t n_includes;
         int threads;
-        int no_owner;                /* skip chown even as root */
+        int no_owner; /* skip chown even as root */
         tm_progress_fn progress;
         void *userdata;
 };
-#define TM_RESTORE_OPTS_INIT                                                                       \
-        (struct tm_restore_opts)                                                                   \
-        {                                                                                          \
-                0                                                                                  \
+#define TM_RESTORE_OPTS_INIT     \
+        (struct tm_restore_opts) \
+        {                        \
+                0                \
         }
 struct tm_restore_stats {
         uint64_t files, dirs, others, bytes;
@@ -91,10 +91,10 @@ struct tm_check_opts {
         tm_progress_fn progress;
         void *userdata;
 };
-#define TM_CHECK_OPTS_INIT                                                                         \
-        (struct tm_check_opts)                                                                     \
-        {                                                                                          \
-                0                                                                                  \
+#define TM_CHECK_OPTS_INIT     \
+        (struct tm_check_opts) \
+        {                      \
+                0              \
         }
 struct tm_check_stats {
         uint64_t snapshots, trees, blobs, packs, packs_read;
@@ -129,14 +129,14 @@ int tm_forget_plan(const struct tm_snapshot *snaps, size_t n, const struct tm_fo
 
 /* ---- prune ---- */
 struct tm_prune_opts {
-        double max_unused;  /* repack packs with more than this fraction unused (0.05) */
+        double max_unused; /* repack packs with more than this fraction unused (0.05) */
         int dry_run;
         int64_t lock_wait_s; /* how long to wait for running backups */
 };
-#define TM_PRUNE_OPTS_INIT                                                                         \
-        (struct tm_prune_opts)                                                                     \
-        {                                                                                          \
-                .max_unused = 0.05, .lock_wait_s = 3600                                            \
+#define TM_PRUNE_OPTS_INIT                              \
+        (struct tm_prune_opts)                          \
+        {                                               \
+                .max_unused = 0.05, .lock_wait_s = 3600 \
         }
 struct tm_prune_stats {
         uint64_t packs_deleted, packs_repacked, packs_kept;
@@ -159,9 +159,9 @@ int tm_diff_trees(tm_repo *repo, const tm_id *a, const tm_id *b, tm_diff_fn fn, 
 /* ---- stats ---- */
 struct tm_repo_stats {
         uint64_t snapshots;
-        uint64_t packs, pack_bytes;        /* what the repository occupies */
-        uint64_t blobs, blob_raw_bytes;    /* unique plaintext */
-        uint64_t blob_stored_bytes;        /* sealed */
+        uint64_t packs, pack_bytes;            /* what the repository occupies */
+        uint64_t blobs, blob_raw_bytes;        /* unique plaintext */
+        uint64_t blob_stored_bytes;            /* sealed */
         uint64_t restore_bytes, restore_files; /* sum over snapshots (logical) */
         uint64_t index_files;
 };

@@ -28,8 +28,8 @@
 enum tm_blob_type { TM_BLOB_DATA = 0, TM_BLOB_TREE = 1 };
 
 #define TM_PACK_FLAG_ZSTD 0x01
-#define TM_PACK_TAIL_LEN 8
-#define TM_PACK_MAGIC "TMP1"
+#define TM_PACK_TAIL_LEN  8
+#define TM_PACK_MAGIC     "TMP1"
 /* Largest plaintext blob accepted anywhere (trees of huge directories). */
 #define TM_BLOB_MAX (64u * 1024 * 1024)
 /* Largest trailer accepted when reading (bounds hostile input). */

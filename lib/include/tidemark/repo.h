@@ -27,19 +27,20 @@
 typedef struct tm_repo tm_repo;
 
 struct tm_repo_opts {
-        const char *location;     /* local path (s3: later) */
-        const char *password;     /* not NUL-terminated necessarily */
+        const char *location; /* local path (s3: later) */
+        const char *password; /* not NUL-terminated necessarily */
         size_t password_len;
-        const char *catalog_path; /* NULL: $TIDEMARK_CATALOG or ~/.cache/tidemark/<repo id>/catalog.db */
-        struct tm_kdf_params kdf;          /* init and key add */
-        struct tm_chunker_params chunker;  /* init */
-        int compression_level;             /* init: stored in config; 0 = none */
+        const char *catalog_path;         /* NULL: $TIDEMARK_CATALOG or ~/.cache/tidemark/<repo
+                                             id>/catalog.db */
+        struct tm_kdf_params kdf;         /* init and key add */
+        struct tm_chunker_params chunker; /* init */
+        int compression_level;            /* init: stored in config; 0 = none */
 };
-#define TM_REPO_OPTS_INIT                                                                          \
-        (struct tm_repo_opts)                                                                      \
-        {                                                                                          \
-                .kdf = TM_KDF_PARAMS_DEFAULT, .chunker = TM_CHUNKER_PARAMS_DEFAULT,                \
-                .compression_level = 3                                                             \
+#define TM_REPO_OPTS_INIT                                                           \
+        (struct tm_repo_opts)                                                       \
+        {                                                                           \
+                .kdf = TM_KDF_PARAMS_DEFAULT, .chunker = TM_CHUNKER_PARAMS_DEFAULT, \
+                .compression_level = 3                                              \
         }
 
 /**

@@ -18,23 +18,23 @@
 #define TM_SNAPSHOT_MAX (16u * 1024 * 1024)
 
 struct tm_snapshot_summary {
-        uint64_t files;           /* regular files in the snapshot */
+        uint64_t files; /* regular files in the snapshot */
         uint64_t dirs;
-        uint64_t others;          /* symlinks, devices, fifos */
-        uint64_t files_new;       /* not in the parent */
-        uint64_t files_changed;   /* in the parent, re-read */
-        uint64_t files_unmodified;/* taken from the parent without reading */
-        uint64_t files_failed;    /* could not be read (exit 3) */
-        uint64_t bytes;           /* total size of the files */
-        uint64_t bytes_read;      /* bytes read from the source */
+        uint64_t others;           /* symlinks, devices, fifos */
+        uint64_t files_new;        /* not in the parent */
+        uint64_t files_changed;    /* in the parent, re-read */
+        uint64_t files_unmodified; /* taken from the parent without reading */
+        uint64_t files_failed;     /* could not be read (exit 3) */
+        uint64_t bytes;            /* total size of the files */
+        uint64_t bytes_read;       /* bytes read from the source */
         uint64_t blobs_added;
-        uint64_t bytes_added;     /* plaintext bytes of new blobs */
-        uint64_t bytes_stored;    /* sealed bytes written to packs */
+        uint64_t bytes_added;  /* plaintext bytes of new blobs */
+        uint64_t bytes_stored; /* sealed bytes written to packs */
         int64_t duration_ns;
 };
 
 struct tm_snapshot {
-        tm_id id; /* filled when loaded or saved; not part of the encoding */
+        tm_id id;     /* filled when loaded or saved; not part of the encoding */
         int64_t time; /* ns, UTC */
         char *host;
         char *username;

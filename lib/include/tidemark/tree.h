@@ -47,7 +47,7 @@ struct tm_content {
 
 struct tm_node {
         char *name;
-        uint8_t type; /* enum tm_node_type */
+        uint8_t type;  /* enum tm_node_type */
         uint32_t mode; /* permission and special bits (07777) */
         uint32_t uid, gid;
         char *user, *group; /* may be NULL: encoded as empty */
@@ -67,10 +67,10 @@ struct tm_tree {
         struct tm_node *nodes;
 };
 
-#define TM_TREE_INIT                                                                               \
-        (struct tm_tree)                                                                           \
-        {                                                                                          \
-                0                                                                                  \
+#define TM_TREE_INIT     \
+        (struct tm_tree) \
+        {                \
+                0        \
         }
 
 /* Is name usable as a node name? (non-empty, not "." or "..", no '/'). */

@@ -39,10 +39,10 @@
 
 #include "core/idset.h"
 
-#define PACK_TARGET (16u * 1024 * 1024)
-#define QUEUE_MAX 1024
+#define PACK_TARGET       (16u * 1024 * 1024)
+#define QUEUE_MAX         1024
 #define INDEX_EVERY_PACKS 64
-#define XATTR_MAX (64u * 1024)
+#define XATTR_MAX         (64u * 1024)
 
 struct bk_dir {
         struct bk_dir *parent;
@@ -621,8 +621,7 @@ static int unchanged(struct bk *b, const struct tm_node *old, const struct tm_no
         return 1;
 }
 
-static int walk_dir(struct bk *b, struct bk_dir *d, const char *dpath,
-                    const struct tm_tree *old);
+static int walk_dir(struct bk *b, struct bk_dir *d, const char *dpath, const struct tm_tree *old);
 
 /* Add one entry (already lstat'ed) to directory d. */
 static int walk_entry(struct bk *b, struct bk_dir *d, const char *name, const char *path,
@@ -821,8 +820,7 @@ static void *ticker_main(void *arg)
 
 /* ---- the run ---- */
 
-static int load_known(const tm_id *blob, const tm_id *pack, const struct tm_pack_entry *e,
-                      void *ud)
+static int load_known(const tm_id *blob, const tm_id *pack, const struct tm_pack_entry *e, void *ud)
 {
         (void)pack;
         (void)e;
@@ -1105,8 +1103,7 @@ int tm_backup_run(tm_repo *repo, const struct tm_backup_opts *o, struct tm_snaps
                 tick_init = 1;
                 if (pthread_create(&tick.thread, NULL, ticker_main, &tick) != 0)
                         tick.b = NULL;
-                if (o->stdin_fd < 0 &&
-                    pthread_create(&scanner, NULL, scanner_main, b) == 0)
+                if (o->stdin_fd < 0 && pthread_create(&scanner, NULL, scanner_main, b) == 0)
                         scanner_started = 1;
         }
 

@@ -162,8 +162,9 @@ static void read_pack(struct ck *c, const struct pack_item *p)
         if (file.len < TM_PACK_TAIL_LEN ||
             tm_pack_tail_parse(file.data + file.len - TM_PACK_TAIL_LEN, &tlen) < 0 ||
             tlen > file.len - TM_PACK_TAIL_LEN ||
-            tm_pack_trailer_decode(tm_repo_key(repo), file.data + file.len - TM_PACK_TAIL_LEN - tlen,
-                                   tlen, file.len, &entries, &n) < 0) {
+            tm_pack_trailer_decode(tm_repo_key(repo),
+                                   file.data + file.len - TM_PACK_TAIL_LEN - tlen, tlen, file.len,
+                                   &entries, &n) < 0) {
                 tm_log(TM_LOG_ERR, "pack '%s' has a damaged trailer", name);
                 goto damaged;
         }
@@ -256,8 +257,9 @@ static int snap_walk_cb(const char *path, const struct tm_node *nd, void *ud)
                 }
                 if (tm_repo_blob_has(c->repo, id) != 1) {
                         tm_id_hex(id, hex);
-                        tm_log(TM_LOG_ERR, "snapshot %s: file '/%s' needs blob %s, which is missing",
-                               w->sid, path, hex);
+                        tm_log(TM_LOG_ERR,
+                               "snapshot %s: file '/%s' needs blob %s, which is missing", w->sid,
+                               path, hex);
                         tm_idset_insert(&c->damaged, id);
                         atomic_fetch_add(&c->errors, 1);
                         return 0;
@@ -278,8 +280,8 @@ static int check_snapshot(struct ck *c, const struct tm_snapshot *s, int report_
                 return 0;
         r = tm_repo_walk(c->repo, &s->tree, snap_walk_cb, &w);
         if (r < 0) {
-                tm_log_errno(TM_LOG_ERR, r, "snapshot %s (%s, %s): its tree cannot be read",
-                             w.sid, s->component, s->strategy);
+                tm_log_errno(TM_LOG_ERR, r, "snapshot %s (%s, %s): its tree cannot be read", w.sid,
+                             s->component, s->strategy);
                 if (!report_only)
                         atomic_fetch_add(&c->errors, 1);
         }

@@ -1,8 +1,8 @@
+#include "core/idset.h"
+
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-
-#include "core/idset.h"
 
 static size_t slot_of(const tm_id *id, size_t cap)
 {

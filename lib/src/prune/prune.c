@@ -19,7 +19,7 @@
 
 #include "core/idset.h"
 
-#define PACK_TARGET (16u * 1024 * 1024)
+#define PACK_TARGET     (16u * 1024 * 1024)
 #define PACKS_PER_INDEX 10000
 
 struct pk_pack {
@@ -309,7 +309,8 @@ int tm_prune_run(tm_repo *repo, const struct tm_prune_opts *o, struct tm_prune_s
                 if (k->used == 0)
                         k->action = 1;
                 else if (k->unused_bytes > 0 &&
-                         (double)k->unused_bytes > o->max_unused * (double)(k->used_bytes + k->unused_bytes))
+                         (double)k->unused_bytes >
+                                 o->max_unused * (double)(k->used_bytes + k->unused_bytes))
                         k->action = 2;
                 else
                         k->action = 0;

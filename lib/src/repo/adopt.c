@@ -104,9 +104,10 @@ static int rebuild_one(const char *name, uint64_t size, void *ud)
 
         if (!slash || tm_id_parse(slash + 1, &pack_id) < 0)
                 return 0;
-        r = size < TM_PACK_TAIL_LEN ? -EBADMSG
-                                    : tm_backend_get_range(c->repo->be, name, size - TM_PACK_TAIL_LEN,
-                                                           TM_PACK_TAIL_LEN, &tail);
+        r = size < TM_PACK_TAIL_LEN
+                    ? -EBADMSG
+                    : tm_backend_get_range(c->repo->be, name, size - TM_PACK_TAIL_LEN,
+                                           TM_PACK_TAIL_LEN, &tail);
         if (r == 0)
                 r = tm_pack_tail_parse(tail.data, &tlen);
         if (r == 0 && tlen > size - TM_PACK_TAIL_LEN)

@@ -27,9 +27,9 @@
 
 #include "repo_internal.h"
 
-#define LOCK_MAX (64u * 1024)
+#define LOCK_MAX       (64u * 1024)
 #define LOCK_REFRESH_S 60
-#define LOCK_STALE_S (30 * 60)
+#define LOCK_STALE_S   (30 * 60)
 
 struct tm_lock {
         tm_repo *repo;

@@ -15,9 +15,9 @@
 
 #include "repo_internal.h"
 
-#define CONFIG_MAX (64u * 1024)
+#define CONFIG_MAX  (64u * 1024)
 #define KEYFILE_MAX (64u * 1024)
-#define SALT_LEN 16
+#define SALT_LEN    16
 
 static int mkdir_p(const char *path, mode_t mode)
 {
@@ -259,7 +259,8 @@ static int key_file_parse(const tm_buf *raw, struct key_file *kf)
         snprintf(kf->username, sizeof(kf->username), "%s", user);
         if (tm_time_parse(created, &kf->created, NULL) < 0)
                 kf->created = 0;
-        if (tm_base64_decode(salt, 1024, &kf->salt) < 0 || tm_base64_decode(data, 4096, &kf->data) < 0)
+        if (tm_base64_decode(salt, 1024, &kf->salt) < 0 ||
+            tm_base64_decode(data, 4096, &kf->data) < 0)
                 goto out;
         r = 0;
 out:
@@ -620,7 +621,8 @@ static int refresh_locked(tm_repo *repo)
                 tm_catalog_meta_get(repo->cat, "repository", &keep);
                 r = tm_catalog_clear(repo->cat);
                 if (r == 0)
-                        r = tm_catalog_meta_set(repo->cat, "repository", keep ? keep : repo->id_hex);
+                        r = tm_catalog_meta_set(repo->cat, "repository",
+                                                keep ? keep : repo->id_hex);
                 free(keep);
                 if (r < 0)
                         goto out;

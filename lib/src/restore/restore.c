@@ -27,10 +27,10 @@
 #include <tidemark/time.h>
 
 #define PART_BYTES (32u * 1024 * 1024)
-#define QUEUE_MAX 512
+#define QUEUE_MAX  512
 
 struct rs_file {
-        char *dir;  /* parent, relative to target ("" for the target itself) */
+        char *dir; /* parent, relative to target ("" for the target itself) */
         char *name;
         char tmp[96];
         struct tm_node node; /* copy */
@@ -53,7 +53,7 @@ struct rs_dirmeta {
 };
 
 struct rs_link {
-        char *path;   /* the link to create */
+        char *path; /* the link to create */
         uint64_t dev, inode;
 };
 
@@ -80,6 +80,7 @@ struct rs {
         atomic_uint_fast64_t files, dirs_n, others, bytes, failed;
         atomic_uint_fast64_t files_total, bytes_total;
         atomic_int fatal;
+        atomic_int walk_done;
         int64_t start;
 };
 
@@ -123,8 +124,8 @@ static void set_xattrs(int fd, const struct tm_node *nd, const char *what)
                 const struct tm_xattr *x = &nd->xattrs[i];
 
                 if (fsetxattr(fd, x->name, x->value, x->len, 0) < 0 && errno != ENOTSUP)
-                        tm_log_errno(TM_LOG_WARN, -errno, "cannot set xattr '%s' on '%s'",
-                                     x->name, what);
+                        tm_log_errno(TM_LOG_WARN, -errno, "cannot set xattr '%s' on '%s'", x->name,
+                                     what);
         }
 }
 
@@ -310,8 +311,8 @@ static void job_run(struct rs *s, struct rs_job *job, tm_buf *buf)
                         char *p = join(f->dir, f->name), hex[TM_ID_HEX_LEN + 1];
 
                         tm_id_hex(&c->id, hex);
-                        tm_log_errno(TM_LOG_ERR, r, "cannot restore '%s': blob %s",
-                                     p ? p : f->name, hex);
+                        tm_log_errno(TM_LOG_ERR, r, "cannot restore '%s': blob %s", p ? p : f->name,
+                                     hex);
                         free(p);
                         f->failed = 1;
                         break;
@@ -448,6 +449,53 @@ static int file_queue(struct rs *s, const char *dir, const struct tm_node *nd)
                 }
         }
         return 0;
+}
+
+/* ---- progress ---- */
+
+struct rs_ticker {
+        struct rs *s;
+        pthread_t thread;
+        pthread_mutex_t mu;
+        pthread_cond_t cv;
+        int stop, started;
+};
+
+static void rs_report(struct rs *s, int final)
+{
+        struct tm_progress p = {
+                .phase = "restore",
+                .files_done = atomic_load(&s->files),
+                .files_total = atomic_load(&s->files_total),
+                .bytes_done = atomic_load(&s->bytes),
+                .bytes_total = atomic_load(&s->bytes_total),
+                .elapsed_ns = tm_time_mono() - s->start,
+                .totals_final = final || atomic_load(&s->walk_done),
+        };
+
+        s->o->progress(&p, s->o->userdata);
+}
+
+static void *rs_ticker_main(void *arg)
+{
+        struct rs_ticker *t = arg;
+
+        pthread_mutex_lock(&t->mu);
+        while (!t->stop) {
+                struct timespec ts;
+
+                clock_gettime(CLOCK_REALTIME, &ts);
+                ts.tv_nsec += 250000000;
+                if (ts.tv_nsec >= 1000000000) {
+                        ts.tv_sec++;
+                        ts.tv_nsec -= 1000000000;
+                }
+                pthread_cond_timedwait(&t->cv, &t->mu, &ts);
+                if (!t->stop)
+                        rs_report(t->s, 0);
+        }
+        pthread_mutex_unlock(&t->mu);
+        return NULL;
 }
 
 /* ---- the walk ---- */
@@ -762,10 +810,13 @@ static void finish_links(struct rs *s)
                 {
                         /* both ends resolved beneath the target, symlinks refused */
                         char *slash = strrchr(l->path, '/'), *fslash = strrchr(first, '/');
-                        char *ldir = slash ? strndup(l->path, (size_t)(slash - l->path)) : strdup("");
+                        char *ldir =
+                                slash ? strndup(l->path, (size_t)(slash - l->path)) : strdup("");
                         char *fdir = fslash ? strndup(first, (size_t)(fslash - first)) : strdup("");
-                        int lfd = ldir ? open_beneath(s->targetfd, ldir, O_RDONLY | O_DIRECTORY, 0) : -ENOMEM;
-                        int ffd = fdir ? open_beneath(s->targetfd, fdir, O_RDONLY | O_DIRECTORY, 0) : -ENOMEM;
+                        int lfd = ldir ? open_beneath(s->targetfd, ldir, O_RDONLY | O_DIRECTORY, 0)
+                                       : -ENOMEM;
+                        int ffd = fdir ? open_beneath(s->targetfd, fdir, O_RDONLY | O_DIRECTORY, 0)
+                                       : -ENOMEM;
                         const char *lname = slash ? slash + 1 : l->path;
                         const char *fname = fslash ? fslash + 1 : first;
 
@@ -803,12 +854,13 @@ static void finish_dirs(struct rs *s)
         }
 }
 
-int tm_restore_run(tm_repo *repo, const struct tm_snapshot *snap,
-                   const struct tm_restore_opts *o, struct tm_restore_stats *ret)
+int tm_restore_run(tm_repo *repo, const struct tm_snapshot *snap, const struct tm_restore_opts *o,
+                   struct tm_restore_stats *ret)
 {
         struct rs s = { 0 };
         pthread_t *threads = NULL;
         struct seen_inode *seen = NULL;
+        struct rs_ticker tick = { 0 };
         size_t n_seen = 0, cap_seen = 0;
         int nthreads, started = 0, r;
 
@@ -846,6 +898,16 @@ int tm_restore_run(tm_repo *repo, const struct tm_snapshot *snap,
                 r = -EAGAIN;
                 goto out;
         }
+        if (o->progress) {
+                tick.s = &s;
+                pthread_mutex_init(&tick.mu, NULL);
+                pthread_cond_init(&tick.cv, NULL);
+                tick.started = pthread_create(&tick.thread, NULL, rs_ticker_main, &tick) == 0;
+                if (!tick.started) {
+                        pthread_mutex_destroy(&tick.mu);
+                        pthread_cond_destroy(&tick.cv);
+                }
+        }
         if (o->n_includes == 0) {
                 r = restore_tree(&s, s.targetfd, "", &snap->tree, &seen, &n_seen, &cap_seen);
         } else {
@@ -854,6 +916,7 @@ int tm_restore_run(tm_repo *repo, const struct tm_snapshot *snap,
                                             &cap_seen);
         }
 out:
+        atomic_store(&s.walk_done, 1);
         pthread_mutex_lock(&s.qmu);
         s.closed = 1;
         pthread_cond_broadcast(&s.q_nonempty);
@@ -864,19 +927,17 @@ out:
                 finish_links(&s);
                 finish_dirs(&s);
         }
-        if (o->progress) {
-                struct tm_progress p = {
-                        .phase = "restore",
-                        .files_done = atomic_load(&s.files),
-                        .files_total = atomic_load(&s.files_total),
-                        .bytes_done = atomic_load(&s.bytes),
-                        .bytes_total = atomic_load(&s.bytes_total),
-                        .elapsed_ns = tm_time_mono() - s.start,
-                        .totals_final = 1,
-                };
-
-                o->progress(&p, o->userdata);
+        if (tick.started) {
+                pthread_mutex_lock(&tick.mu);
+                tick.stop = 1;
+                pthread_cond_signal(&tick.cv);
+                pthread_mutex_unlock(&tick.mu);
+                pthread_join(tick.thread, NULL);
+                pthread_mutex_destroy(&tick.mu);
+                pthread_cond_destroy(&tick.cv);
         }
+        if (o->progress)
+                rs_report(&s, 1);
         if (ret) {
                 ret->files = atomic_load(&s.files);
                 ret->dirs = atomic_load(&s.dirs_n);
