@@ -7,7 +7,9 @@
 
 #include <tidemark/core.h>
 
+#ifndef TM_COMPRESS_LEVEL_DEFAULT
 #define TM_COMPRESS_LEVEL_DEFAULT 3
+#endif
 
 /**
  * tm_compress() - compress n bytes at `level` (1..19) and append the result to

@@ -17,6 +17,7 @@
 #include <tidemark/backend.h>
 #include <tidemark/catalog.h>
 #include <tidemark/chunker.h>
+#include <tidemark/compress.h>
 #include <tidemark/core.h>
 #include <tidemark/crypto.h>
 #include <tidemark/index.h>
@@ -40,7 +41,7 @@ struct tm_repo_opts {
         (struct tm_repo_opts)                                                       \
         {                                                                           \
                 .kdf = TM_KDF_PARAMS_DEFAULT, .chunker = TM_CHUNKER_PARAMS_DEFAULT, \
-                .compression_level = 3                                              \
+                .compression_level = TM_COMPRESS_LEVEL_DEFAULT                      \
         }
 
 /**

@@ -435,29 +435,58 @@ static int content_push(struct tm_content **arr, size_t *n, size_t *cap, const t
 /* Read fd to the end, storing its chunks; fills nd->content and nd->size.
  * Returns 0, a read error (> -4096, the file is skipped) flagged by
  * *ret_read_error, or a repository error. */
+/* Make room for `want` bytes from buf[start]: slide the window to the front,
+ * or grow the buffer (up to twice the largest chunk). */
+static int window_room(struct worker *w, size_t *start, size_t *end, size_t want)
+{
+        if (*start + want <= w->cap)
+                return 0;
+        if (*start > 0) {
+                memmove(w->buf, w->buf + *start, *end - *start);
+                *end -= *start;
+                *start = 0;
+        }
+        if (want > w->cap) {
+                uint8_t *p = realloc(w->buf, want);
+
+                if (!p)
+                        return -ENOMEM;
+                w->buf = p;
+                w->cap = want;
+        }
+        return 0;
+}
+
+/* Read fd to the end, storing its chunks; fills nd->content and nd->size.
+ * A read error sets *ret_read_error (the caller skips the file); other
+ * errors are the repository's.
+ *
+ * Memory: chunks average 1 MiB but may reach max (8 MiB), and a cut needs up
+ * to max bytes of lookahead. Rather than keep max bytes buffered, read about
+ * two average chunks and ask the chunker; a cut before the end of the window
+ * is final (FastCDC cuts at the first boundary, whose position does not
+ * depend on how much data follows), otherwise read more and ask again. */
 static int file_store(struct worker *w, int fd, struct tm_node *nd, int *ret_read_error)
 {
         struct bk *b = w->b;
         const struct tm_chunker_params *cp = tm_chunker_params(b->chunker);
+        const size_t first_want = TM_MIN((size_t)cp->avg * 2, (size_t)cp->max);
         struct tm_content *content = NULL;
-        size_t n = 0, cap = 0, start = 0, end = 0;
+        size_t n = 0, cap = 0, start = 0, end = 0, want = first_want;
         uint64_t total = 0;
         int eof = 0, r = 0;
 
-        /* The window [start, end) holds at least max bytes (or the rest of
-         * the file) before each cut; it slides to the front only when it
-         * reaches the end of the buffer, so each byte is copied at most once. */
         *ret_read_error = 0;
         for (;;) {
-                while (!eof && end - start < cp->max) {
-                        ssize_t got;
+                size_t cut;
+                tm_id id;
 
-                        if (end == w->cap) {
-                                memmove(w->buf, w->buf + start, end - start);
-                                end -= start;
-                                start = 0;
-                        }
-                        got = read(fd, w->buf + end, w->cap - end);
+                r = window_room(w, &start, &end, want);
+                if (r < 0)
+                        goto out;
+                while (!eof && end - start < want) {
+                        ssize_t got = read(fd, w->buf + end, start + want - end);
+
                         if (got < 0) {
                                 if (errno == EINTR)
                                         continue;
@@ -473,19 +502,20 @@ static int file_store(struct worker *w, int fd, struct tm_node *nd, int *ret_rea
                 }
                 if (end == start)
                         break;
-                {
-                        size_t cut = tm_chunker_cut(b->chunker, w->buf + start, end - start);
-                        tm_id id;
-
-                        r = blob_store(b, TM_BLOB_DATA, w->buf + start, cut, &id, &w->scratch);
-                        if (r < 0)
-                                goto out;
-                        r = content_push(&content, &n, &cap, &id, cut);
-                        if (r < 0)
-                                goto out;
-                        total += cut;
-                        start += cut;
+                cut = tm_chunker_cut(b->chunker, w->buf + start, end - start);
+                if (cut == end - start && !eof && cut < cp->max) {
+                        want = TM_MIN(want * 2, (size_t)cp->max); /* no boundary yet */
+                        continue;
                 }
+                r = blob_store(b, TM_BLOB_DATA, w->buf + start, cut, &id, &w->scratch);
+                if (r < 0)
+                        goto out;
+                r = content_push(&content, &n, &cap, &id, cut);
+                if (r < 0)
+                        goto out;
+                total += cut;
+                start += cut;
+                want = first_want;
                 if (atomic_load(&b->err)) {
                         r = -ECANCELED;
                         goto out;
@@ -497,6 +527,17 @@ static int file_store(struct worker *w, int fd, struct tm_node *nd, int *ret_rea
         content = NULL;
 out:
         free(content);
+        if (w->cap > 2 * first_want) {
+                /* a rare large chunk grew the buffer: give the memory back */
+                uint8_t *p = realloc(w->buf, 2 * first_want);
+
+                if (p) {
+                        w->buf = p;
+                        w->cap = 2 * first_want;
+                }
+        }
+        if (w->scratch.cap > 4 * first_want)
+                tm_buf_dispose(&w->scratch);
         return r;
 }
 
@@ -924,7 +965,7 @@ static int stdin_store(struct bk *b)
         r = dir_alloc(NULL, 0, 1, &root);
         if (r < 0)
                 return r;
-        w.cap = tm_chunker_params(b->chunker)->max * 2;
+        w.cap = (size_t)tm_chunker_params(b->chunker)->avg * 4;
         w.buf = malloc(w.cap);
         nd = &root->tree.nodes[0];
         nd->name = strdup(o->stdin_filename);
@@ -1081,7 +1122,7 @@ int tm_backup_run(tm_repo *repo, const struct tm_backup_opts *o, struct tm_snaps
         }
         for (int i = 0; i < nthreads; i++) {
                 workers[i].b = b;
-                workers[i].cap = tm_chunker_params(b->chunker)->max * 2;
+                workers[i].cap = (size_t)tm_chunker_params(b->chunker)->avg * 4;
                 workers[i].buf = malloc(workers[i].cap);
                 workers[i].scratch = TM_BUF_INIT(0);
                 if (!workers[i].buf) {
