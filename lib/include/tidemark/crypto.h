@@ -69,7 +69,7 @@ struct tm_kdf_params {
 #define TM_KDF_PARAMS_DEFAULT                                     \
         (struct tm_kdf_params)                                    \
         {                                                         \
-                .alg = "argon2id", .t = 3, .m = 64 * 1024, .p = 1 \
+                .alg = "argon2id", .t = 3, .m = 64 * 1024, .p = 4 \
         }
 
 /* Derive 32 bytes from a passphrase and salt. Ranges: salt 8..1024 bytes,

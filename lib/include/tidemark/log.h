@@ -22,3 +22,9 @@ void tm_log(enum tm_log_level level, const char *fmt, ...) __attribute__((format
  * propagates in one line. Thread-safe. */
 int tm_log_errno(enum tm_log_level level, int r, const char *fmt, ...)
         __attribute__((format(printf, 3, 4)));
+
+/* The level at which a layer without the whole context should log a failure
+ * it propagates: environmental errors that the caller reports with more
+ * context (no space, permission denied, read-only) go to debug, so the user
+ * reads one line, from the caller; everything else is an error. */
+enum tm_log_level tm_log_level_of(int r);

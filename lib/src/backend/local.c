@@ -84,7 +84,8 @@ static int open_parent(struct local *l, const char *dir, int create, int *ret)
                 return -ENAMETOOLONG;
         fd = openat(l->dfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (fd < 0)
-                return tm_log_errno(TM_LOG_ERR, map_errno(errno), "unable to open '%s'", l->root);
+                return tm_log_errno(tm_log_level_of(map_errno(errno)), map_errno(errno),
+                                    "unable to open '%s'", l->root);
         for (c = path; c; c = slash ? slash + 1 : NULL) {
                 slash = strchr(c, '/');
                 if (slash)
@@ -114,7 +115,8 @@ out:
         if (fd >= 0)
                 close(fd);
         if (r < 0)
-                tm_log_errno(TM_LOG_ERR, r, "unable to create directory '%s/%s'", l->root, dir);
+                tm_log_errno(tm_log_level_of(r), r, "unable to create directory '%s/%s'", l->root,
+                             dir);
         return r;
 }
 
@@ -186,27 +188,28 @@ static int put_common(struct local *l, const char *name, const void *p, size_t n
                         break;
                 if (errno != EEXIST || attempt >= 8) {
                         r = map_errno(errno);
-                        tm_log_errno(TM_LOG_ERR, r, "unable to create '%s/%s'", l->root, name);
+                        tm_log_errno(tm_log_level_of(r), r, "unable to create '%s/%s'", l->root,
+                                     name);
                         goto out;
                 }
         }
         have_tmp = 1;
         r = write_all(fd, p, n);
         if (r < 0) {
-                tm_log_errno(TM_LOG_ERR, r, "unable to write '%s/%s'", l->root, name);
+                tm_log_errno(tm_log_level_of(r), r, "unable to write '%s/%s'", l->root, name);
                 goto out;
         }
         if (fsync(fd) < 0) {
-                r = tm_log_errno(TM_LOG_ERR, map_errno(errno), "unable to fsync '%s/%s'", l->root,
-                                 name);
+                r = tm_log_errno(tm_log_level_of(map_errno(errno)), map_errno(errno),
+                                 "unable to fsync '%s/%s'", l->root, name);
                 goto out;
         }
         /* close() can report a delayed write error (NFS): it counts. */
         r = close(fd);
         fd = -1;
         if (r < 0) {
-                r = tm_log_errno(TM_LOG_ERR, map_errno(errno), "unable to close '%s/%s'", l->root,
-                                 name);
+                r = tm_log_errno(tm_log_level_of(map_errno(errno)), map_errno(errno),
+                                 "unable to close '%s/%s'", l->root, name);
                 goto out;
         }
         if (excl) {
@@ -215,22 +218,22 @@ static int put_common(struct local *l, const char *name, const void *p, size_t n
                 if (linkat(dfd, tmp, dfd, base, 0) < 0) {
                         r = map_errno(errno);
                         if (r != -EEXIST)
-                                tm_log_errno(TM_LOG_ERR, r, "unable to link '%s/%s'", l->root,
-                                             name);
+                                tm_log_errno(tm_log_level_of(r), r, "unable to link '%s/%s'",
+                                             l->root, name);
                         goto out;
                 }
                 if (unlinkat(dfd, tmp, 0) == 0)
                         have_tmp = 0;
         } else {
                 if (renameat(dfd, tmp, dfd, base) < 0) {
-                        r = tm_log_errno(TM_LOG_ERR, map_errno(errno),
+                        r = tm_log_errno(tm_log_level_of(map_errno(errno)), map_errno(errno),
                                          "unable to rename to '%s/%s'", l->root, name);
                         goto out;
                 }
                 have_tmp = 0;
         }
         if (fsync(dfd) < 0) {
-                r = tm_log_errno(TM_LOG_ERR, map_errno(errno),
+                r = tm_log_errno(tm_log_level_of(map_errno(errno)), map_errno(errno),
                                  "unable to fsync directory of '%s/%s'", l->root, name);
                 goto out;
         }
@@ -267,13 +270,13 @@ static int open_object(struct local *l, const char *name, int *ret_fd, struct st
 
                 if (r == -ENOENT)
                         return r;
-                return tm_log_errno(TM_LOG_ERR, r, "unable to open '%s/%s'", l->root, name);
+                return tm_log_errno(tm_log_level_of(r), r, "unable to open '%s/%s'", l->root, name);
         }
         if (fstat(fd, ret_st) < 0) {
                 int r = map_errno(errno);
 
                 close(fd);
-                return tm_log_errno(TM_LOG_ERR, r, "unable to stat '%s/%s'", l->root, name);
+                return tm_log_errno(tm_log_level_of(r), r, "unable to stat '%s/%s'", l->root, name);
         }
         if (!S_ISREG(ret_st->st_mode)) {
                 close(fd);
@@ -328,7 +331,8 @@ static int local_get(tm_backend *b, const char *name, size_t limit, tm_buf *ret)
         r = pread_exact(fd, 0, (size_t)st.st_size, &tmp);
         if (r < 0) {
                 if (r != -EBADMSG && r != -E2BIG && r != -ENOMEM)
-                        tm_log_errno(TM_LOG_ERR, r, "unable to read '%s/%s'", l->root, name);
+                        tm_log_errno(tm_log_level_of(r), r, "unable to read '%s/%s'", l->root,
+                                     name);
                 goto out;
         }
         tm_buf_move(ret, &tmp);
@@ -356,7 +360,8 @@ static int local_get_range(tm_backend *b, const char *name, uint64_t off, size_t
         r = pread_exact(fd, off, len, &tmp);
         if (r < 0) {
                 if (r != -EBADMSG && r != -E2BIG && r != -ENOMEM)
-                        tm_log_errno(TM_LOG_ERR, r, "unable to read '%s/%s'", l->root, name);
+                        tm_log_errno(tm_log_level_of(r), r, "unable to read '%s/%s'", l->root,
+                                     name);
                 goto out;
         }
         if (!tmp.data) {
@@ -384,7 +389,7 @@ static int local_head(tm_backend *b, const char *name, uint64_t *ret_size)
 
                 if (r == -ENOENT)
                         return r;
-                return tm_log_errno(TM_LOG_ERR, r, "unable to stat '%s/%s'", l->root, name);
+                return tm_log_errno(tm_log_level_of(r), r, "unable to stat '%s/%s'", l->root, name);
         }
         if (!S_ISREG(st.st_mode))
                 return -ENOENT;
@@ -485,7 +490,7 @@ static int list_dir(struct local *l, int fd, const char *path, int depth, tm_bac
                 return 0;
         r = read_names(fd, 0, &names, &n);
         if (r < 0) {
-                tm_log_errno(TM_LOG_ERR, r, "unable to list '%s/%s'", l->root, path);
+                tm_log_errno(tm_log_level_of(r), r, "unable to list '%s/%s'", l->root, path);
                 goto out;
         }
         for (size_t i = 0; i < n && r == 0; i++) {
@@ -523,7 +528,8 @@ static int local_list(tm_backend *b, const char *prefix, tm_backend_list_fn fn, 
                 r = map_lookup_errno(errno);
                 if (r == -ENOENT)
                         return 0; /* nothing stored under this prefix yet */
-                return tm_log_errno(TM_LOG_ERR, r, "unable to open '%s/%s'", l->root, prefix);
+                return tm_log_errno(tm_log_level_of(r), r, "unable to open '%s/%s'", l->root,
+                                    prefix);
         }
         r = list_dir(l, fd, prefix, 0, fn, userdata);
         close(fd);
@@ -539,7 +545,8 @@ static int local_remove(tm_backend *b, const char *name)
 
                 if (r == -ENOENT || r == -EISDIR)
                         return r; /* the caller's mistake, not a failure here */
-                return tm_log_errno(TM_LOG_ERR, r, "unable to remove '%s/%s'", l->root, name);
+                return tm_log_errno(tm_log_level_of(r), r, "unable to remove '%s/%s'", l->root,
+                                    name);
         }
         return 0;
 }
@@ -560,7 +567,7 @@ static int clean_dir(struct local *l, int fd, const char *path, int depth, time_
                 return 0;
         r = read_names(fd, 1, &names, &n);
         if (r < 0) {
-                tm_log_errno(TM_LOG_ERR, r, "unable to list '%s/%s'", l->root, path);
+                tm_log_errno(tm_log_level_of(r), r, "unable to list '%s/%s'", l->root, path);
                 goto out;
         }
         for (size_t i = 0; i < n && r == 0; i++) {
@@ -669,8 +676,8 @@ int tm_backend_open_local(const char *path, int create, tm_backend **ret)
                 return -EINVAL;
         if (create) {
                 r = mkdir_p(path);
-                if (r < 0)
-                        return tm_log_errno(TM_LOG_ERR, r, "unable to create '%s'", path);
+                if (r < 0) /* the caller says it could not create the repository */
+                        return tm_log_errno(TM_LOG_DEBUG, r, "unable to create '%s'", path);
         }
         l = calloc(1, sizeof(*l));
         if (!l)
@@ -681,14 +688,14 @@ int tm_backend_open_local(const char *path, int create, tm_backend **ret)
         if (!l->root) {
                 r = map_errno(errno);
                 if (r != -ENOENT && r != -ENOTDIR)
-                        tm_log_errno(TM_LOG_ERR, r, "unable to resolve '%s'", path);
+                        tm_log_errno(tm_log_level_of(r), r, "unable to resolve '%s'", path);
                 goto out;
         }
         l->dfd = open(l->root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (l->dfd < 0) {
                 r = map_errno(errno);
                 if (r != -ENOENT && r != -ENOTDIR)
-                        tm_log_errno(TM_LOG_ERR, r, "unable to open '%s'", l->root);
+                        tm_log_errno(tm_log_level_of(r), r, "unable to open '%s'", l->root);
                 goto out;
         }
         *ret = &l->base;

@@ -52,6 +52,16 @@ struct bk_dir {
         atomic_long pending;
 };
 
+/* A directory to walk: one walker thread lists it and adds its entries. */
+struct bk_dirjob {
+        struct bk_dir *parent; /* NULL for the root */
+        size_t slot;
+        char *path;
+        int has_old;
+        tm_id old; /* the same directory in the parent snapshot */
+        struct bk_dirjob *next;
+};
+
 struct bk_job {
         struct bk_dir *dir;
         size_t slot;
@@ -72,6 +82,11 @@ struct bk {
         int closed;
 
         struct tm_idset set;
+
+        pthread_mutex_t dmu;
+        pthread_cond_t dcv;
+        struct bk_dirjob *dirs; /* a stack: depth-first keeps few directories open */
+        size_t dirs_active;     /* queued or being walked */
 
         pthread_mutex_t packmu;
         tm_pack_writer *writer[2]; /* by blob type */
@@ -124,8 +139,8 @@ static int flush_writer(struct bk *b, tm_pack_writer *w, int type)
                 char name[128];
 
                 tm_repo_pack_name(&id, name, sizeof(name));
-                tm_log_errno(TM_LOG_ERR, r, "cannot write pack '%s' to repository '%s'", name,
-                             tm_repo_location(b->repo));
+                tm_log_errno(tm_log_level_of(r), r, "cannot write pack '%s' to repository '%s'",
+                             name, tm_repo_location(b->repo));
                 goto out;
         }
         atomic_fetch_add(&b->bytes_stored, file.len);
@@ -662,7 +677,8 @@ static int unchanged(struct bk *b, const struct tm_node *old, const struct tm_no
         return 1;
 }
 
-static int walk_dir(struct bk *b, struct bk_dir *d, const char *dpath, const struct tm_tree *old);
+static int dirjob_push(struct bk *b, struct bk_dir *parent, size_t slot, const char *path,
+                       const tm_id *old);
 
 /* Add one entry (already lstat'ed) to directory d. */
 static int walk_entry(struct bk *b, struct bk_dir *d, const char *name, const char *path,
@@ -704,31 +720,22 @@ static int walk_entry(struct bk *b, struct bk_dir *d, const char *name, const ch
                 }
                 atomic_fetch_add(on ? &b->files_changed : &b->files_new, 1);
                 return enqueue(b, d, slot, path);
-        case TM_NODE_DIR: {
-                struct tm_tree oldsub = TM_TREE_INIT;
-                const struct tm_tree *po = NULL;
-
+        case TM_NODE_DIR:
                 atomic_fetch_add(&b->n_dirs, 1);
-                if (on && on->type == TM_NODE_DIR &&
-                    tm_repo_tree_load(b->repo, &on->subtree, &oldsub) == 0)
-                        po = &oldsub;
+                /* the child's completion releases this hold on d */
                 atomic_fetch_add(&d->pending, 1);
-                r = walk_dir(b, d, path, po);
-                /* walk_dir consumed the hold on d through the child's release */
-                tm_tree_dispose(&oldsub);
-                (void)slot;
-                return r;
-        }
+                return dirjob_push(b, d, slot, path,
+                                   on && on->type == TM_NODE_DIR ? &on->subtree : NULL);
         default:
                 atomic_fetch_add(&b->n_others, 1);
                 return 0;
         }
 }
 
-/* Walk directory dpath, whose node is the last one added to parent (or the
- * root when parent is NULL). Always releases exactly one hold on parent
- * (via the child's completion). */
-static int walk_dir(struct bk *b, struct bk_dir *parent, const char *dpath,
+/* Walk directory dpath, whose node is parent's slot (or the root when
+ * parent is NULL). Always releases exactly one hold on parent (via the
+ * child's completion). */
+static int walk_dir(struct bk *b, struct bk_dir *parent, size_t slot, const char *dpath,
                     const struct tm_tree *old)
 {
         struct bk_dir *d = NULL;
@@ -767,7 +774,7 @@ static int walk_dir(struct bk *b, struct bk_dir *parent, const char *dpath,
         }
         if (n)
                 qsort(names, n, sizeof(*names), name_cmp);
-        r = dir_alloc(parent, parent ? parent->tree.n - 1 : 0, n, &d);
+        r = dir_alloc(parent, slot, n, &d);
         if (r < 0)
                 goto out;
         path = malloc(plen + 4096 + 2);
@@ -784,7 +791,8 @@ static int walk_dir(struct bk *b, struct bk_dir *parent, const char *dpath,
                          plen && dpath[plen - 1] == '/' ? "" : "/", names[i]);
                 if (excluded(b, names[i], path))
                         continue;
-                if (lstat(path, &st) < 0) {
+                /* relative to the open directory: no path walk per entry */
+                if (fstatat(dirfd(dir), names[i], &st, AT_SYMLINK_NOFOLLOW) < 0) {
                         if (errno != ENOENT) { /* vanished meanwhile: not a failure */
                                 tm_log_errno(TM_LOG_WARN, -errno, "cannot stat '%s', skipped",
                                              path);
@@ -810,6 +818,85 @@ out:
         if (dir)
                 closedir(dir);
         return r;
+}
+
+static int dirjob_push(struct bk *b, struct bk_dir *parent, size_t slot, const char *path,
+                       const tm_id *old)
+{
+        struct bk_dirjob *job = calloc(1, sizeof(*job));
+
+        if (job)
+                job->path = strdup(path);
+        if (!job || !job->path) {
+                free(job);
+                if (parent)
+                        dir_release(b, parent);
+                return -ENOMEM;
+        }
+        job->parent = parent;
+        job->slot = slot;
+        if (old) {
+                job->has_old = 1;
+                job->old = *old;
+        }
+        pthread_mutex_lock(&b->dmu);
+        job->next = b->dirs;
+        b->dirs = job;
+        b->dirs_active++;
+        pthread_cond_signal(&b->dcv);
+        pthread_mutex_unlock(&b->dmu);
+        return 0;
+}
+
+/* Directories are walked by several threads: on a cold cache the walk is a
+ * chain of metadata reads, and one thread would leave the disk idle. */
+static void *walker_main(void *arg)
+{
+        struct bk *b = arg;
+
+        for (;;) {
+                struct bk_dirjob *job;
+                struct tm_tree old = TM_TREE_INIT;
+                const struct tm_tree *po = NULL;
+
+                pthread_mutex_lock(&b->dmu);
+                while (!b->dirs && b->dirs_active > 0)
+                        pthread_cond_wait(&b->dcv, &b->dmu);
+                job = b->dirs;
+                if (!job) {
+                        pthread_mutex_unlock(&b->dmu);
+                        break;
+                }
+                b->dirs = job->next;
+                pthread_mutex_unlock(&b->dmu);
+                if (job->has_old && !atomic_load(&b->err) &&
+                    tm_repo_tree_load(b->repo, &job->old, &old) == 0)
+                        po = &old;
+                walk_dir(b, job->parent, job->slot, job->path, po);
+                tm_tree_dispose(&old);
+                free(job->path);
+                free(job);
+                pthread_mutex_lock(&b->dmu);
+                if (--b->dirs_active == 0)
+                        pthread_cond_broadcast(&b->dcv);
+                pthread_mutex_unlock(&b->dmu);
+        }
+        return NULL;
+}
+
+#define WALKERS 4
+
+static void walk_all(struct bk *b)
+{
+        pthread_t t[WALKERS];
+        int started = 0;
+
+        for (; started < WALKERS - 1; started++)
+                if (pthread_create(&t[started], NULL, walker_main, b) != 0)
+                        break;
+        walker_main(b);
+        for (int i = 0; i < started; i++)
+                pthread_join(t[i], NULL);
 }
 
 /* ---- progress ---- */
@@ -899,15 +986,19 @@ static int valid_strategy(const char *s)
 
 /* Back up the roots: one directory is the root itself; otherwise a
  * synthetic root holds each path by its basename. */
-static int walk_roots(struct bk *b, const struct tm_tree *old)
+static int walk_roots(struct bk *b, const tm_id *old_id, const struct tm_tree *old)
 {
         const struct tm_backup_opts *o = b->opts;
         struct bk_dir *root = NULL;
         struct stat st;
         int r;
 
-        if (o->n_paths == 1 && stat(o->paths[0], &st) == 0 && S_ISDIR(st.st_mode))
-                return walk_dir(b, NULL, o->paths[0], old);
+        if (o->n_paths == 1 && stat(o->paths[0], &st) == 0 && S_ISDIR(st.st_mode)) {
+                r = dirjob_push(b, NULL, 0, o->paths[0], old_id);
+                if (r == 0)
+                        walk_all(b);
+                return r;
+        }
         r = dir_alloc(NULL, 0, o->n_paths, &root);
         if (r < 0)
                 return r;
@@ -949,6 +1040,7 @@ static int walk_roots(struct bk *b, const struct tm_tree *old)
         if (r < 0)
                 set_err(b, r);
         dir_release(b, root);
+        walk_all(b);
         return r;
 }
 
@@ -1081,6 +1173,8 @@ int tm_backup_run(tm_repo *repo, const struct tm_backup_opts *o, struct tm_snaps
         pthread_mutex_init(&b->packmu, NULL);
         pthread_mutex_init(&b->idxmu, NULL);
         pthread_mutex_init(&b->namemu, NULL);
+        pthread_mutex_init(&b->dmu, NULL);
+        pthread_cond_init(&b->dcv, NULL);
 
         r = tm_repo_lock_writer(repo, 3600, &lock);
         if (r < 0)
@@ -1151,7 +1245,8 @@ int tm_backup_run(tm_repo *repo, const struct tm_backup_opts *o, struct tm_snaps
         if (o->stdin_fd >= 0)
                 stdin_store(b);
         else
-                walk_roots(b, oldroot.n || have_parent ? &oldroot : NULL);
+                walk_roots(b, have_parent ? &parent.tree : NULL,
+                           oldroot.n || have_parent ? &oldroot : NULL);
         pthread_mutex_lock(&b->qmu);
         b->closed = 1;
         pthread_cond_broadcast(&b->q_nonempty);
@@ -1285,6 +1380,8 @@ out:
                 pthread_mutex_destroy(&b->packmu);
                 pthread_mutex_destroy(&b->idxmu);
                 pthread_mutex_destroy(&b->namemu);
+                pthread_mutex_destroy(&b->dmu);
+                pthread_cond_destroy(&b->dcv);
                 free(b);
         }
         return r;

@@ -72,3 +72,17 @@ int tm_log_errno(enum tm_log_level level, int r, const char *fmt, ...)
         va_end(ap);
         return r;
 }
+
+enum tm_log_level tm_log_level_of(int r)
+{
+        switch (r) {
+        case -ENOSPC:
+        case -EDQUOT:
+        case -EACCES:
+        case -EPERM:
+        case -EROFS:
+                return TM_LOG_DEBUG;
+        default:
+                return TM_LOG_ERR;
+        }
+}

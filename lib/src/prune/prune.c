@@ -344,6 +344,11 @@ int tm_prune_run(tm_repo *repo, const struct tm_prune_opts *o, struct tm_prune_s
                         st.bytes_freed += sz;
                 st.packs_deleted++;
         }
+        /* under the exclusive lock, with every backup finished, a temp file is
+         * what a killed writer left; a minute's grace covers key and config
+         * writes, which take no lock */
+        if (!o->dry_run)
+                tm_backend_clean_temp(tm_repo_backend(repo), 60);
         if (o->dry_run || (st.packs_deleted == 0 && st.packs_repacked == 0)) {
                 r = 0;
                 goto out;
@@ -418,7 +423,6 @@ int tm_prune_run(tm_repo *repo, const struct tm_prune_opts *o, struct tm_prune_s
                 if (r < 0 && r != -ENOENT)
                         goto out;
         }
-        tm_backend_clean_temp(tm_repo_backend(repo), 600);
         r = tm_repo_refresh(repo);
 out:
         if (ret)
