@@ -29,6 +29,21 @@
 #define PART_BYTES (32u * 1024 * 1024)
 #define QUEUE_MAX  512
 
+/* A directory descriptor shared by the files queued from it, so workers
+ * need no path resolution per file; closed by the last user. */
+struct rs_dirref {
+        int fd;
+        atomic_int refs;
+};
+
+static void dirref_unref(struct rs_dirref *d)
+{
+        if (d && atomic_fetch_sub(&d->refs, 1) == 1) {
+                close(d->fd);
+                free(d);
+        }
+}
+
 struct rs_file {
         char *dir; /* parent, relative to target ("" for the target itself) */
         char *name;
@@ -38,6 +53,8 @@ struct rs_file {
         int fd, dirfd;
         int parts_left;
         int failed;
+        int direct; /* written under its final name (it did not exist) */
+        struct rs_dirref *dref;
 };
 
 struct rs_job {
@@ -197,6 +214,7 @@ static void file_free(struct rs_file *f)
                 return;
         free(f->dir);
         free(f->name);
+        dirref_unref(f->dref);
         tm_node_dispose(&f->node);
         pthread_mutex_destroy(&f->mu);
         free(f);
@@ -210,10 +228,20 @@ static int file_open_locked(struct rs *s, struct rs_file *f)
 
         if (f->fd >= 0)
                 return 0;
-        r = open_beneath(s->targetfd, f->dir, O_RDONLY | O_DIRECTORY, 0);
-        if (r < 0)
-                return r;
-        f->dirfd = r;
+        f->dirfd = f->dref->fd;
+        /* Most names are new in the target: create them directly, which
+         * halves the directory updates of a large restore. A failure still
+         * removes the file (file_finish). An existing entry is never
+         * truncated in place: it is replaced by a rename once the new
+         * contents are complete. */
+        r = openat(f->dirfd, f->name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+        if (r >= 0) {
+                f->fd = r;
+                f->direct = 1;
+                goto sized;
+        }
+        if (errno != EEXIST)
+                return -errno;
         tm_crypto_random(rnd, sizeof(rnd));
         tm_hex_encode(rnd, sizeof(rnd), hex);
         snprintf(f->tmp, sizeof(f->tmp), ".tidemark-restore-%s", hex);
@@ -221,6 +249,7 @@ static int file_open_locked(struct rs *s, struct rs_file *f)
         if (r < 0)
                 return -errno;
         f->fd = r;
+sized:
         if (f->node.size && ftruncate(f->fd, (off_t)f->node.size) < 0)
                 return -errno;
         return 0;
@@ -260,14 +289,14 @@ static void file_finish(struct rs *s, struct rs_file *f)
 
         if (f->fd >= 0 && !f->failed) {
                 meta_fd(s, f->fd, &f->node, what);
-                if (renameat(f->dirfd, f->tmp, f->dirfd, f->name) < 0) {
+                if (!f->direct && renameat(f->dirfd, f->tmp, f->dirfd, f->name) < 0) {
                         tm_log_errno(TM_LOG_ERR, -errno, "cannot restore '%s'", what);
                         f->failed = 1;
                 }
         }
         if (f->failed) {
                 if (f->fd >= 0)
-                        unlinkat(f->dirfd, f->tmp, 0);
+                        unlinkat(f->dirfd, f->direct ? f->name : f->tmp, 0);
                 atomic_fetch_add(&s->failed, 1);
         } else {
                 atomic_fetch_add(&s->files, 1);
@@ -276,8 +305,6 @@ static void file_finish(struct rs *s, struct rs_file *f)
         }
         if (f->fd >= 0)
                 close(f->fd);
-        if (f->dirfd >= 0)
-                close(f->dirfd);
         free(path);
         file_free(f);
 }
@@ -391,7 +418,8 @@ static int enqueue(struct rs *s, struct rs_job *job)
 }
 
 /* Queue a regular file in parts. */
-static int file_queue(struct rs *s, const char *dir, const struct tm_node *nd)
+static int file_queue(struct rs *s, struct rs_dirref *dref, const char *dir,
+                      const struct tm_node *nd)
 {
         struct rs_file *f = calloc(1, sizeof(*f));
         size_t start = 0;
@@ -402,6 +430,8 @@ static int file_queue(struct rs *s, const char *dir, const struct tm_node *nd)
                 return -ENOMEM;
         pthread_mutex_init(&f->mu, NULL);
         f->fd = f->dirfd = -1;
+        atomic_fetch_add(&dref->refs, 1);
+        f->dref = dref;
         f->dir = strdup(dir);
         f->name = strdup(nd->name);
         r = tm_node_copy(nd, &f->node);
@@ -554,10 +584,31 @@ struct seen_inode {
 
 static int restore_tree(struct rs *s, int dirfd, const char *rel, const tm_id *tree_id,
                         struct seen_inode **seen, size_t *n_seen, size_t *cap_seen);
+static struct rs_dirref *dirref_get(int dirfd, struct rs_dirref **slot);
+
+static struct rs_dirref *dirref_get(int dirfd, struct rs_dirref **slot)
+{
+        struct rs_dirref *d = *slot;
+
+        if (d)
+                return d;
+        d = calloc(1, sizeof(*d));
+        if (!d)
+                return NULL;
+        d->fd = fcntl(dirfd, F_DUPFD_CLOEXEC, 0);
+        if (d->fd < 0) {
+                free(d);
+                return NULL;
+        }
+        atomic_init(&d->refs, 1); /* the walker's, dropped when it leaves the directory */
+        *slot = d;
+        return d;
+}
 
 /* Restore one node into the directory dirfd (relative path rel). */
-static int restore_node(struct rs *s, int dirfd, const char *rel, const struct tm_node *nd,
-                        struct seen_inode **seen, size_t *n_seen, size_t *cap_seen)
+static int restore_node(struct rs *s, int dirfd, struct rs_dirref **dref, const char *rel,
+                        const struct tm_node *nd, struct seen_inode **seen, size_t *n_seen,
+                        size_t *cap_seen)
 {
         char *path = join(rel, nd->name);
         int r = 0, fd = -1;
@@ -613,7 +664,11 @@ static int restore_node(struct rs *s, int dirfd, const char *rel, const struct t
                         (*seen)[*n_seen].inode = nd->inode;
                         (*n_seen)++;
                 }
-                r = file_queue(s, rel, nd);
+                {
+                        struct rs_dirref *d = dirref_get(dirfd, dref);
+
+                        r = d ? file_queue(s, d, rel, nd) : -ENOMEM;
+                }
                 break;
         case TM_NODE_SYMLINK:
                 unlinkat(dirfd, nd->name, 0);
@@ -655,6 +710,7 @@ static int restore_tree(struct rs *s, int dirfd, const char *rel, const tm_id *t
                         struct seen_inode **seen, size_t *n_seen, size_t *cap_seen)
 {
         struct tm_tree t = TM_TREE_INIT;
+        struct rs_dirref *dref = NULL;
         int r = tm_repo_tree_load(s->repo, tree_id, &t);
 
         if (r < 0) {
@@ -663,7 +719,8 @@ static int restore_tree(struct rs *s, int dirfd, const char *rel, const tm_id *t
                 return 0;
         }
         for (size_t i = 0; i < t.n && r >= 0 && !atomic_load(&s->fatal); i++)
-                r = restore_node(s, dirfd, rel, &t.nodes[i], seen, n_seen, cap_seen);
+                r = restore_node(s, dirfd, &dref, rel, &t.nodes[i], seen, n_seen, cap_seen);
+        dirref_unref(dref);
         tm_tree_dispose(&t);
         return r;
 }
@@ -740,7 +797,11 @@ static int restore_include(struct rs *s, const tm_id *root, const char *inc,
                         if (r < 0)
                                 goto out;
                         if (i + 1 == np) {
-                                r = restore_node(s, dirfd, rel, &cur, seen, n_seen, cap_seen);
+                                struct rs_dirref *dref = NULL;
+
+                                r = restore_node(s, dirfd, &dref, rel, &cur, seen, n_seen,
+                                                 cap_seen);
+                                dirref_unref(dref);
                                 tm_node_dispose(&cur);
                                 goto out;
                         }
