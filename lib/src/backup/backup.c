@@ -38,6 +38,7 @@
 #include <tidemark/time.h>
 
 #include "core/idset.h"
+#include "core/ticker.h"
 
 #define PACK_TARGET       (16u * 1024 * 1024)
 #define QUEUE_MAX         1024
@@ -901,16 +902,10 @@ static void walk_all(struct bk *b)
 
 /* ---- progress ---- */
 
-struct ticker {
-        struct bk *b;
-        pthread_t thread;
-        pthread_mutex_t mu;
-        pthread_cond_t cv;
-        int stop;
-};
-
-static void report(struct bk *b)
+static void report(void *arg)
 {
+        struct bk *b = arg;
+
         struct tm_progress p = {
                 .phase = "backup",
                 .files_done = atomic_load(&b->files_done),
@@ -922,28 +917,6 @@ static void report(struct bk *b)
         };
 
         b->opts->progress(&p, b->opts->userdata);
-}
-
-static void *ticker_main(void *arg)
-{
-        struct ticker *t = arg;
-
-        pthread_mutex_lock(&t->mu);
-        while (!t->stop) {
-                struct timespec ts;
-
-                clock_gettime(CLOCK_REALTIME, &ts);
-                ts.tv_nsec += 250000000;
-                if (ts.tv_nsec >= 1000000000) {
-                        ts.tv_sec++;
-                        ts.tv_nsec -= 1000000000;
-                }
-                pthread_cond_timedwait(&t->cv, &t->mu, &ts);
-                if (!t->stop)
-                        report(t->b);
-        }
-        pthread_mutex_unlock(&t->mu);
-        return NULL;
 }
 
 /* ---- the run ---- */
@@ -1144,9 +1117,9 @@ int tm_backup_run(tm_repo *repo, const struct tm_backup_opts *o, struct tm_snaps
         struct bk *b = NULL;
         struct worker *workers = NULL;
         pthread_t *threads = NULL;
-        struct ticker tick = { 0 };
+        struct tm_ticker tick = { 0 };
         pthread_t scanner;
-        int scanner_started = 0, tick_init = 0;
+        int scanner_started = 0;
         struct tm_snapshot parent = { 0 }, snap = { 0 };
         struct tm_tree oldroot = TM_TREE_INIT;
         tm_lock *lock = NULL;
@@ -1232,12 +1205,7 @@ int tm_backup_run(tm_repo *repo, const struct tm_backup_opts *o, struct tm_snaps
                 goto out;
         }
         if (o->progress) {
-                tick.b = b;
-                pthread_mutex_init(&tick.mu, NULL);
-                pthread_cond_init(&tick.cv, NULL);
-                tick_init = 1;
-                if (pthread_create(&tick.thread, NULL, ticker_main, &tick) != 0)
-                        tick.b = NULL;
+                tm_ticker_start(&tick, TM_NSEC_PER_SEC / 4, report, b);
                 if (o->stdin_fd < 0 && pthread_create(&scanner, NULL, scanner_main, b) == 0)
                         scanner_started = 1;
         }
@@ -1258,14 +1226,9 @@ int tm_backup_run(tm_repo *repo, const struct tm_backup_opts *o, struct tm_snaps
                 pthread_join(scanner, NULL);
                 scanner_started = 0;
         }
-        if (tick.b) {
-                pthread_mutex_lock(&tick.mu);
-                tick.stop = 1;
-                pthread_cond_signal(&tick.cv);
-                pthread_mutex_unlock(&tick.mu);
-                pthread_join(tick.thread, NULL);
+        if (tick.started) {
+                tm_ticker_stop(&tick);
                 report(b);
-                tick.b = NULL;
         }
         r = atomic_load(&b->err);
         if (r == 0 && !b->root_done)
@@ -1346,19 +1309,9 @@ out:
                 for (int i = 0; i < started; i++)
                         pthread_join(threads[i], NULL);
         }
-        if (tick.b) {
-                pthread_mutex_lock(&tick.mu);
-                tick.stop = 1;
-                pthread_cond_signal(&tick.cv);
-                pthread_mutex_unlock(&tick.mu);
-                pthread_join(tick.thread, NULL);
-        }
+        tm_ticker_stop(&tick);
         if (scanner_started)
                 pthread_join(scanner, NULL);
-        if (tick_init) {
-                pthread_mutex_destroy(&tick.mu);
-                pthread_cond_destroy(&tick.cv);
-        }
         for (int i = 0; workers && i < nthreads; i++) {
                 free(workers[i].buf);
                 tm_buf_dispose(&workers[i].scratch);

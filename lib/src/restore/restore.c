@@ -26,6 +26,8 @@
 #include <tidemark/ops.h>
 #include <tidemark/time.h>
 
+#include "core/ticker.h"
+
 #define PART_BYTES (32u * 1024 * 1024)
 #define QUEUE_MAX  512
 
@@ -483,14 +485,6 @@ static int file_queue(struct rs *s, struct rs_dirref *dref, const char *dir,
 
 /* ---- progress ---- */
 
-struct rs_ticker {
-        struct rs *s;
-        pthread_t thread;
-        pthread_mutex_t mu;
-        pthread_cond_t cv;
-        int stop, started;
-};
-
 static void rs_report(struct rs *s, int final)
 {
         struct tm_progress p = {
@@ -506,26 +500,9 @@ static void rs_report(struct rs *s, int final)
         s->o->progress(&p, s->o->userdata);
 }
 
-static void *rs_ticker_main(void *arg)
+static void rs_tick(void *arg)
 {
-        struct rs_ticker *t = arg;
-
-        pthread_mutex_lock(&t->mu);
-        while (!t->stop) {
-                struct timespec ts;
-
-                clock_gettime(CLOCK_REALTIME, &ts);
-                ts.tv_nsec += 250000000;
-                if (ts.tv_nsec >= 1000000000) {
-                        ts.tv_sec++;
-                        ts.tv_nsec -= 1000000000;
-                }
-                pthread_cond_timedwait(&t->cv, &t->mu, &ts);
-                if (!t->stop)
-                        rs_report(t->s, 0);
-        }
-        pthread_mutex_unlock(&t->mu);
-        return NULL;
+        rs_report(arg, 0);
 }
 
 /* ---- the walk ---- */
@@ -921,7 +898,7 @@ int tm_restore_run(tm_repo *repo, const struct tm_snapshot *snap, const struct t
         struct rs s = { 0 };
         pthread_t *threads = NULL;
         struct seen_inode *seen = NULL;
-        struct rs_ticker tick = { 0 };
+        struct tm_ticker tick = { 0 };
         size_t n_seen = 0, cap_seen = 0;
         int nthreads, started = 0, r;
 
@@ -959,16 +936,8 @@ int tm_restore_run(tm_repo *repo, const struct tm_snapshot *snap, const struct t
                 r = -EAGAIN;
                 goto out;
         }
-        if (o->progress) {
-                tick.s = &s;
-                pthread_mutex_init(&tick.mu, NULL);
-                pthread_cond_init(&tick.cv, NULL);
-                tick.started = pthread_create(&tick.thread, NULL, rs_ticker_main, &tick) == 0;
-                if (!tick.started) {
-                        pthread_mutex_destroy(&tick.mu);
-                        pthread_cond_destroy(&tick.cv);
-                }
-        }
+        if (o->progress)
+                tm_ticker_start(&tick, TM_NSEC_PER_SEC / 4, rs_tick, &s);
         if (o->n_includes == 0) {
                 r = restore_tree(&s, s.targetfd, "", &snap->tree, &seen, &n_seen, &cap_seen);
         } else {
@@ -988,15 +957,7 @@ out:
                 finish_links(&s);
                 finish_dirs(&s);
         }
-        if (tick.started) {
-                pthread_mutex_lock(&tick.mu);
-                tick.stop = 1;
-                pthread_cond_signal(&tick.cv);
-                pthread_mutex_unlock(&tick.mu);
-                pthread_join(tick.thread, NULL);
-                pthread_mutex_destroy(&tick.mu);
-                pthread_cond_destroy(&tick.cv);
-        }
+        tm_ticker_stop(&tick);
         if (o->progress)
                 rs_report(&s, 1);
         if (ret) {
