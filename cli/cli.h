@@ -57,6 +57,9 @@ struct cli_opts {
         double max_unused; /* fraction; < 0 = default */
         /* key */
         const char *new_password_file;
+        /* mount */
+        int foreground;
+        struct cli_strv mount_options;
         /* positional arguments after the command name */
         char **args;
         size_t n_args;
@@ -139,3 +142,4 @@ int cli_cmd_forget(void);
 int cli_cmd_prune(void);
 int cli_cmd_repair(void);
 int cli_cmd_key(void);
+int cli_cmd_mount(void);

@@ -30,6 +30,7 @@ enum cli_cmd {
         CMD_PRUNE,
         CMD_REPAIR,
         CMD_KEY,
+        CMD_MOUNT,
         CMD_VERSION,
         CMD_HELP,
 };
@@ -58,6 +59,7 @@ static const struct {
         [CMD_PRUNE] = { "prune", cli_cmd_prune, "remove data no snapshot references" },
         [CMD_REPAIR] = { "repair", cli_cmd_repair, "rebuild the catalog or the index" },
         [CMD_KEY] = { "key", cli_cmd_key, "manage passphrases (list, add, remove, passwd)" },
+        [CMD_MOUNT] = { "mount", cli_cmd_mount, "browse every snapshot as a filesystem" },
         [CMD_VERSION] = { "version", NULL, "print the version" },
         [CMD_HELP] = { "help", NULL, "print this help" },
 };
@@ -127,6 +129,8 @@ static const struct option long_options[] = {
         { "dry-run", no_argument, NULL, OPT_DRY_RUN },
         { "max-unused", required_argument, NULL, OPT_MAX_UNUSED },
         { "new-password-file", required_argument, NULL, OPT_NEW_PASSWORD_FILE },
+        { "foreground", no_argument, NULL, 'f' },
+        { "options", required_argument, NULL, 'o' },
         { NULL, 0, NULL, 0 },
 };
 
@@ -167,6 +171,9 @@ static unsigned option_commands(int val)
                 return M(CMD_FORGET) | M(CMD_PRUNE);
         case OPT_NEW_PASSWORD_FILE:
                 return M(CMD_KEY);
+        case 'f':
+        case 'o':
+                return M(CMD_MOUNT);
         default:
                 return ALL_CMDS;
         }
@@ -422,7 +429,7 @@ int main(int argc, char **argv)
         tm_log_set_level(TM_LOG_WARN);
         cli_opts.max_unused = -1;
         opterr = 0;
-        while ((c = getopt_long(argc, argv, ":r:qvhl", long_options, NULL)) != -1) {
+        while ((c = getopt_long(argc, argv, ":r:qvhlfo:", long_options, NULL)) != -1) {
                 int *keep = NULL;
 
                 if (c == '?') {
@@ -553,6 +560,13 @@ int main(int argc, char **argv)
                 case OPT_NEW_PASSWORD_FILE:
                         cli_opts.new_password_file = optarg;
                         break;
+                case 'f':
+                        cli_opts.foreground = 1;
+                        break;
+                case 'o':
+                        if (strv_add(&cli_opts.mount_options, optarg) < 0)
+                                goto nomem;
+                        break;
                 default:
                         cli_error("unhandled option");
                         goto out;
@@ -622,5 +636,6 @@ out:
         strv_dispose(&cli_opts.tags);
         strv_dispose(&cli_opts.excludes);
         strv_dispose(&cli_opts.includes);
+        strv_dispose(&cli_opts.mount_options);
         return r;
 }

@@ -38,7 +38,7 @@ expect_all() {
         log "ok: $1"
 }
 
-log "catalog files: $(ls "$(dirname "$C")" | grep catalog | tr '\n' ' ')"
+log "catalog files: $(cd "$(dirname "$C")" && echo catalog*)"
 rm -f "$C"
 expect_all "catalog.db deleted"
 [[ -f $C ]] || fail "the catalog was not recreated at $C"

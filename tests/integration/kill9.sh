@@ -42,7 +42,7 @@ src_bytes=$(du -sb --apparent-size "$S" | cut -f1)
 log "source: $(find "$S" -type f | wc -l) files, $src_bytes bytes"
 content_manifest "$S" "$T/src.manifest"
 
-# mutate N: give one large file and 60 small files new random bytes; prints
+# mutate N: give L0.bin and 60 small files new random bytes; prints
 # the number of new bytes.
 mutate() {
         python3 - "$S" "$1" <<'EOF'
@@ -50,7 +50,7 @@ import os, random, sys
 root, n = sys.argv[1], int(sys.argv[2])
 r = random.Random(n)
 new = 0
-p = os.path.join(root, 'large', 'L%d.bin' % (n % 6))
+p = os.path.join(root, 'large', 'L0.bin')  # the first file read: its packs land early
 with open(p, 'wb') as f:
     for _ in range(25):
         f.write(os.urandom(1 << 20))
@@ -170,6 +170,32 @@ for ((run_no = 0; run_no < MAX_RUNS && kills < ITERS; run_no++)); do
 done
 ((kills >= ITERS)) || fail "only $kills of $MAX_RUNS runs could be killed mid-way"
 log "$kills runs killed, $commits commits; no-re-upload assertion applied $asserted time(s)"
+
+# Before the final backup, let killed runs land most of the pending data
+# (kills late in the run; a few tries), so that the no-re-upload check
+# applies to it.
+for late in 0.80 0.90 0.95 0.97 0.99; do
+        landed=$(($(repo_data_bytes) - base))
+        ((landed * 10 > pending * 6)) && break
+        n_before=$(snapshot_count)
+        delay_ms=$(python3 -c "print(int($D * $late))")
+        start=$(now_ms)
+        "$TM_EXE" backup -q --strategy full "$S" >"$T/bg.out" 2>"$T/bg.err" &
+        pid=$!
+        while alive "$pid" && (($(now_ms) - start < delay_ms)); do sleep 0.01; done
+        kill -9 "$pid" 2>/dev/null || true
+        wait "$pid" || true
+        if (($(snapshot_count) > n_before)); then
+                # it committed: restart from a new change
+                log "late kill at $late of $D ms came after the commit; changing the source again"
+                pending=$(mutate "$RANDOM")
+                content_manifest "$S" "$T/src.manifest"
+                base=$(repo_data_bytes)
+                D=$(($(now_ms) - start))
+        else
+                log "late kill at $late of $D ms: data/ now +$(($(repo_data_bytes) - base)) bytes over $pending pending"
+        fi
+done
 
 # Final backup: must complete and add only what is missing.
 before=$(repo_data_bytes)

@@ -354,3 +354,108 @@ restore_ok() {
 
 # is_root: 0 when running as root.
 is_root() { [[ $(id -u) -eq 0 ]]; }
+
+# ---------------------------------------------------------------- FUSE
+
+# fuse_skip_unless_usable: skip (77) unless a FUSE mount can work here
+# (root, /dev/fuse, fusermount3, mountpoint, the tidemark-fs binary).
+fuse_skip_unless_usable() {
+        is_root || skip "FUSE mount tests need root"
+        [[ -c /dev/fuse ]] || skip "no /dev/fuse"
+        command -v fusermount3 >/dev/null || skip "fusermount3 missing"
+        command -v mountpoint >/dev/null || skip "mountpoint missing"
+        [[ -x $TM_BIN/tidemark-fs ]] || skip "no tidemark-fs binary at $TM_BIN"
+}
+
+# fuse_teardown M: unmount M even if its filesystem process died.
+fuse_teardown() {
+        fusermount3 -u "$1" 2>/dev/null || umount -l "$1" 2>/dev/null || true
+}
+
+# fuse_wait_mounted M PID: wait (up to 10 s) until M is a mountpoint; fail
+# early when PID (the filesystem process) has exited.
+fuse_wait_mounted() {
+        local i
+        for ((i = 0; i < 200; i++)); do
+                mountpoint -q "$1" && return 0
+                kill -0 "$2" 2>/dev/null || fail "the filesystem process for $1 exited before mounting"
+                sleep 0.05
+        done
+        fail "$1 not mounted after 10 s"
+}
+
+# fuse_mount_bg M LOG CMD...: run CMD (a foreground filesystem) in the
+# background with output in LOG, wait for M, register the teardown. Sets
+# FUSE_PID.
+fuse_mount_bg() {
+        local m=$1 logf=$2
+        shift 2
+        "$@" >"$logf" 2>&1 &
+        FUSE_PID=$!
+        on_exit "fuse_teardown '$m'; kill -9 $FUSE_PID"
+        fuse_wait_mounted "$m" "$FUSE_PID"
+}
+
+# ---------------------------------------------------------------- daemons
+
+# bkd_start CONF [ARGS...]: start tidemark-backupd on 127.0.0.1 (a free
+# port), wait until it listens; sets BKD_PID, BKD_PORT, BKD_URL. Its
+# stderr (JSON log lines) goes to $T/backupd.log.
+bkd_start() {
+        local conf=$1 i
+        shift
+        [[ -x $TM_BIN/tidemark-backupd ]] || skip "no tidemark-backupd at $TM_BIN"
+        rm -f "$T/backupd.port"
+        "$TM_BIN/tidemark-backupd" -c "$conf" --listen 127.0.0.1:0 --port-file "$T/backupd.port" \
+                "$@" 2>>"$T/backupd.log" &
+        BKD_PID=$!
+        on_exit "kill -9 $BKD_PID"
+        for ((i = 0; i < 200; i++)); do
+                [[ -s $T/backupd.port ]] && break
+                kill -0 "$BKD_PID" 2>/dev/null || { tail -n 20 "$T/backupd.log" >&2; fail "backupd died at start"; }
+                sleep 0.05
+        done
+        [[ -s $T/backupd.port ]] || fail "backupd did not start listening"
+        BKD_PORT=$(cat "$T/backupd.port")
+        BKD_URL="http://127.0.0.1:$BKD_PORT"
+        log "backupd pid $BKD_PID on $BKD_URL"
+}
+
+# bkd_stop [SIGNAL]: stop the daemon (default TERM) and wait for it; sets
+# BKD_RC to its exit status.
+bkd_stop() {
+        kill "-${1:-TERM}" "$BKD_PID" 2>/dev/null || true
+        BKD_RC=0
+        wait "$BKD_PID" 2>/dev/null || BKD_RC=$?
+}
+
+# http METHOD PATH [CURL ARGS...]: one request to $BKD_URL; sets HTTP_STATUS
+# and HTTP_BODY, never fails.
+http() {
+        local method=$1 path=$2
+        shift 2
+        HTTP_STATUS=$(curl -s -o "$T/.http.body" -w '%{http_code}' -X "$method" "$@" \
+                "$BKD_URL$path") || true
+        HTTP_BODY=$(cat "$T/.http.body" 2>/dev/null || true)
+}
+
+# assert_http STATUS WHAT [NEEDLE]: the last http call answered STATUS (and
+# its body contains NEEDLE, case-insensitive).
+assert_http() {
+        if [[ $HTTP_STATUS != "$1" ]]; then
+                printf '  body: %s\n' "$HTTP_BODY" >&2
+                fail "$2: expected HTTP $1, got $HTTP_STATUS"
+        fi
+        [[ -z ${3:-} ]] || assert_contains "$HTTP_BODY" "$3" "$2"
+}
+
+# wait_for SECONDS WHAT CMD...: poll CMD (every 0.2 s) until it succeeds.
+wait_for() {
+        local secs=$1 what=$2 i
+        shift 2
+        for ((i = 0; i < secs * 5; i++)); do
+                "$@" && return 0
+                sleep 0.2
+        done
+        fail "timed out after ${secs}s waiting for: $what"
+}
