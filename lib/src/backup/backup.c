@@ -44,6 +44,7 @@
 #define QUEUE_MAX         1024
 #define INDEX_EVERY_PACKS 64
 #define XATTR_MAX         (64u * 1024)
+#define READAHEAD         (16u * 1024 * 1024)
 
 struct bk_dir {
         struct bk_dir *parent;
@@ -489,7 +490,7 @@ static int file_store(struct worker *w, int fd, struct tm_node *nd, int *ret_rea
         const size_t first_want = TM_MIN((size_t)cp->avg * 2, (size_t)cp->max);
         struct tm_content *content = NULL;
         size_t n = 0, cap = 0, start = 0, end = 0, want = first_want;
-        uint64_t total = 0;
+        uint64_t total = 0, pos = 0, ra_next = 0;
         int eof = 0, r = 0;
 
         *ret_read_error = 0;
@@ -501,7 +502,16 @@ static int file_store(struct worker *w, int fd, struct tm_node *nd, int *ret_rea
                 if (r < 0)
                         goto out;
                 while (!eof && end - start < want) {
-                        ssize_t got = read(fd, w->buf + end, start + want - end);
+                        ssize_t got;
+
+                        /* Ask the kernel for the next 16 MiB while we hash this
+                         * part: small reads of a cold file otherwise wait on
+                         * the disk one window at a time. */
+                        if (pos + READAHEAD / 2 >= ra_next) {
+                                posix_fadvise(fd, (off_t)ra_next, READAHEAD, POSIX_FADV_WILLNEED);
+                                ra_next += READAHEAD;
+                        }
+                        got = read(fd, w->buf + end, start + want - end);
 
                         if (got < 0) {
                                 if (errno == EINTR)
@@ -513,6 +523,7 @@ static int file_store(struct worker *w, int fd, struct tm_node *nd, int *ret_rea
                         if (got == 0)
                                 eof = 1;
                         end += (size_t)got;
+                        pos += (uint64_t)got;
                         atomic_fetch_add(&b->bytes_read, (uint64_t)got);
                         atomic_fetch_add(&b->bytes_done, (uint64_t)got);
                 }
@@ -572,7 +583,8 @@ static void job_run(struct worker *w, struct bk_job *job)
                 r = -errno;
                 read_err = 1;
         } else {
-                posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+                if (nd->size > READAHEAD / 4)
+                        posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
                 r = file_store(w, fd, nd, &read_err);
                 close(fd);
         }
