@@ -82,7 +82,7 @@ static void hash_remove(struct fs_cache *c, struct fs_blob *b)
                 }
         b->in_hash = 0;
         c->entries--;
-        c->bytes -= b->data.len;
+        c->bytes -= b->data.cap;
         lru_unlink(b);
 }
 
@@ -166,9 +166,12 @@ int fs_cache_get(struct fs_cache *c, const tm_id *id, struct fs_blob **ret)
                 pthread_cond_broadcast(&c->loaded);
                 goto fail_locked;
         }
+        /* blob buffers grow by doubling: a cached 1 MiB blob could hold 2 MiB,
+         * and the limit must bound memory, not payload */
+        tm_buf_shrink(&data);
         b->data = data;
         b->state = BLOB_READY;
-        c->bytes += data.len;
+        c->bytes += data.cap;
         lru_front(c, b);
         pthread_cond_broadcast(&c->loaded);
         evict(c);

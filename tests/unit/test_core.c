@@ -87,6 +87,26 @@ static void test_buf_unlimited(void **state)
         tm_buf_dispose(&b);
 }
 
+static void test_buf_shrink(void **state)
+{
+        tm_buf b = TM_BUF_INIT(0);
+        uint8_t data[1000];
+
+        (void)state;
+        memset(data, 7, sizeof(data));
+        assert_int_equal(tm_buf_append(&b, data, 600), 0);
+        assert_true(b.cap > 601);
+        tm_buf_shrink(&b);
+        assert_int_equal(b.cap, 601);
+        assert_int_equal(b.len, 600);
+        assert_memory_equal(b.data, data, 600);
+        assert_int_equal(tm_buf_append(&b, data, 400), 0); /* still grows */
+        assert_int_equal(b.len, 1000);
+        tm_buf_dispose(&b);
+        tm_buf_shrink(&b); /* empty: nothing to do */
+        assert_null(b.data);
+}
+
 static void test_buf_printf(void **state)
 {
         tm_buf b = TM_BUF_INIT(16);
@@ -422,6 +442,7 @@ int main(void)
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_buf_append_limit),
                 cmocka_unit_test(test_buf_unlimited),
+                cmocka_unit_test(test_buf_shrink),
                 cmocka_unit_test(test_buf_printf),
                 cmocka_unit_test(test_buf_move),
                 cmocka_unit_test(test_buf_dispose_secret),

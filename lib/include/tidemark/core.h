@@ -53,6 +53,10 @@ int tm_buf_append(tm_buf *b, const void *p, size_t n);
 int tm_buf_printf(tm_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Move the contents of src into dst (dst is disposed first); src becomes empty. */
 void tm_buf_move(tm_buf *dst, tm_buf *src);
+/* Give back unused capacity (growth doubles it): for buffers kept long,
+ * such as cached blobs. Keeps the data; never fails (a failed shrink keeps
+ * the larger block). */
+void tm_buf_shrink(tm_buf *b);
 /* Empty the buffer, keeping its memory. */
 void tm_buf_clear(tm_buf *b);
 /* Free memory; the buffer can be reused (limit kept). */

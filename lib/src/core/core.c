@@ -83,6 +83,19 @@ void tm_buf_move(tm_buf *dst, tm_buf *src)
         src->len = src->cap = 0;
 }
 
+void tm_buf_shrink(tm_buf *b)
+{
+        uint8_t *p;
+
+        if (!b->data || b->cap <= b->len + 1)
+                return;
+        p = realloc(b->data, b->len + 1);
+        if (!p)
+                return;
+        b->data = p;
+        b->cap = b->len + 1;
+}
+
 void tm_buf_clear(tm_buf *b)
 {
         b->len = 0;
