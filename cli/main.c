@@ -31,6 +31,7 @@ enum cli_cmd {
         CMD_REPAIR,
         CMD_KEY,
         CMD_MOUNT,
+        CMD_AUDIT,
         CMD_VERSION,
         CMD_HELP,
 };
@@ -41,6 +42,8 @@ enum cli_cmd {
 #define SELECTOR_CMDS                                                                  \
         (M(CMD_BACKUP) | M(CMD_SNAPSHOTS) | M(CMD_LS) | M(CMD_DIFF) | M(CMD_RESTORE) | \
          M(CMD_FORGET))
+
+int cli_cmd_audit(void); /* cli_audit.c */
 
 static const struct {
         const char *name;
@@ -60,6 +63,7 @@ static const struct {
         [CMD_REPAIR] = { "repair", cli_cmd_repair, "rebuild the catalog or the index" },
         [CMD_KEY] = { "key", cli_cmd_key, "manage passphrases (list, add, remove, passwd)" },
         [CMD_MOUNT] = { "mount", cli_cmd_mount, "browse every snapshot as a filesystem" },
+        [CMD_AUDIT] = { "audit", cli_cmd_audit, "verify a daemon's audit log (audit verify FILE)" },
         [CMD_VERSION] = { "version", NULL, "print the version" },
         [CMD_HELP] = { "help", NULL, "print this help" },
 };

@@ -1,0 +1,387 @@
+/*
+ * tidemark-backupd: the backup orchestrator daemon. Reads one config file,
+ * opens the repository, replays the job history (retrying jobs a crash or a
+ * restart interrupted), starts the workers, the scheduler and the HTTP API,
+ * then waits for SIGTERM/SIGINT: the API stops accepting, running jobs get
+ * shutdown_timeout seconds to finish, queued ones stay queued in the history
+ * and are retried at the next start.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <tidemark/log.h>
+#include <tidemark/time.h>
+
+#include "bkd.h"
+
+static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* Daemons log one JSON object per line (STYLE.md 3.5). */
+static void json_sink(enum tm_log_level level, int err, const char *msg, void *userdata)
+{
+        static const char *names[] = { "error", "warning", "info", "debug", "trace" };
+        char ts[40], *s;
+        json_t *o;
+
+        tm_time_format_ns(tm_time_now(), ts, sizeof(ts));
+        o = json_pack("{s:s, s:s, s:s, s:s}", "ts", ts, "level", names[level], "msg", msg,
+                      "service", "backupd");
+        if (!o)
+                return;
+        if (err)
+                json_object_set_new(o, "errno", json_integer(err < 0 ? -err : err));
+        s = json_dumps(o, JSON_COMPACT);
+        json_decref(o);
+        if (!s)
+                return;
+        pthread_mutex_lock(&log_lock);
+        fprintf(stderr, "%s\n", s);
+        pthread_mutex_unlock(&log_lock);
+        free(s);
+}
+
+static void usage(FILE *f)
+{
+        fprintf(f, "usage: tidemark-backupd [options]\n"
+                   "  -c, --config FILE     configuration file (or TIDEMARK_CONFIG;\n"
+                   "                        default /etc/tidemark/tidemark.conf)\n"
+                   "      --listen ADDR:PORT  override [server] listen\n"
+                   "      --port-file FILE  write the bound port to FILE once listening\n"
+                   "      --check-config    validate the configuration and exit\n"
+                   "  -v, --verbose         debug logging\n"
+                   "      --version         print the version\n"
+                   "see docs/configuration.md and docs/backupd.md\n");
+}
+
+static int read_file_str(const char *path, size_t limit, char **ret)
+{
+        tm_buf b = TM_BUF_INIT(limit);
+        int r = tm_file_read_all(path, limit, &b);
+
+        if (r >= 0)
+                r = tm_buf_append(&b, "", 1);
+        if (r < 0) {
+                tm_buf_dispose_secret(&b);
+                return r;
+        }
+        *ret = (char *)b.data;
+        return 0;
+}
+
+static int load_password(struct bkd *b)
+{
+        const char *file = b->cfg->password_file, *env;
+        int r;
+
+        if (!file)
+                file = getenv("TIDEMARK_PASSWORD_FILE");
+        if (file) {
+                r = read_file_str(file, 4096, &b->password);
+                if (r < 0)
+                        return tm_log_errno(TM_LOG_ERR, r, "cannot read the password file '%s'",
+                                            file);
+                b->password_len = strlen(b->password);
+                while (b->password_len && (b->password[b->password_len - 1] == '\n' ||
+                                           b->password[b->password_len - 1] == '\r'))
+                        b->password[--b->password_len] = '\0';
+                return 0;
+        }
+        env = getenv("TIDEMARK_PASSWORD");
+        if (!env) {
+                tm_log(TM_LOG_ERR, "no repository password: set [repository] password_file, "
+                                   "TIDEMARK_PASSWORD_FILE or TIDEMARK_PASSWORD");
+                return -EINVAL;
+        }
+        b->password = tm_strdup(env);
+        if (!b->password)
+                return -ENOMEM;
+        b->password_len = strlen(env);
+        return 0;
+}
+
+static int mkdir_p(const char *path)
+{
+        char buf[4096];
+
+        snprintf(buf, sizeof(buf), "%s", path);
+        for (char *p = buf + 1; *p; p++)
+                if (*p == '/') {
+                        *p = '\0';
+                        if (mkdir(buf, 0700) < 0 && errno != EEXIST)
+                                return -errno;
+                        *p = '/';
+                }
+        if (mkdir(buf, 0700) < 0 && errno != EEXIST)
+                return -errno;
+        return 0;
+}
+
+static int open_log_fd(const char *spec)
+{
+        if (!strcmp(spec, "none"))
+                return -1;
+        if (!strcmp(spec, "stderr"))
+                return 2;
+        if (!strcmp(spec, "stdout"))
+                return 1;
+        return open(spec, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+}
+
+int main(int argc, char **argv)
+{
+        static const struct option opts[] = {
+                { "config", required_argument, NULL, 'c' },
+                { "listen", required_argument, NULL, 'l' },
+                { "port-file", required_argument, NULL, 'p' },
+                { "check-config", no_argument, NULL, 'k' },
+                { "verbose", no_argument, NULL, 'v' },
+                { "version", no_argument, NULL, 'V' },
+                { "help", no_argument, NULL, 'h' },
+                { NULL, 0, NULL, 0 },
+        };
+        const char *config_path = getenv("TIDEMARK_CONFIG"), *listen = NULL, *port_file = NULL;
+        struct tm_http_opts ho = TM_HTTP_OPTS_INIT;
+        struct bkd b = { 0 };
+        char err[1024], state_dir[4096], jobs_path[4096 + 16], audit_path[4096 + 16];
+        char *cert = NULL, *key = NULL;
+        int c, r, check_only = 0, access_fd = -1, exit_code = 1, sig = 0;
+        sigset_t sigs;
+
+        tm_log_set_sink(json_sink, NULL);
+        while ((c = getopt_long(argc, argv, "c:vh", opts, NULL)) != -1) {
+                switch (c) {
+                case 'c':
+                        config_path = optarg;
+                        break;
+                case 'l':
+                        listen = optarg;
+                        break;
+                case 'p':
+                        port_file = optarg;
+                        break;
+                case 'k':
+                        check_only = 1;
+                        break;
+                case 'v':
+                        tm_log_set_level(TM_LOG_DEBUG);
+                        break;
+                case 'V':
+                        printf("tidemark-backupd %s\n", TM_VERSION);
+                        return 0;
+                case 'h':
+                        usage(stdout);
+                        return 0;
+                default:
+                        usage(stderr);
+                        return 2;
+                }
+        }
+        if (optind < argc) {
+                fprintf(stderr, "tidemark-backupd: unexpected argument '%s'\n", argv[optind]);
+                return 2;
+        }
+        if (!config_path)
+                config_path = "/etc/tidemark/tidemark.conf";
+        r = tm_config_load(config_path, &b.cfg, err, sizeof(err));
+        if (r < 0) {
+                fprintf(stderr, "tidemark-backupd: %s\n", err);
+                return 2;
+        }
+        b.repo_location =
+                b.cfg->repo_location ? b.cfg->repo_location : getenv("TIDEMARK_REPOSITORY");
+        b.catalog = b.cfg->catalog ? b.cfg->catalog : getenv("TIDEMARK_CATALOG");
+        if (!b.repo_location) {
+                fprintf(stderr,
+                        "tidemark-backupd: %s: [repository] location is not set (nor "
+                        "TIDEMARK_REPOSITORY)\n",
+                        config_path);
+                goto out_early;
+        }
+        if (check_only) {
+                printf("%s: ok (%zu components)\n", config_path, b.cfg->n_components);
+                exit_code = 0;
+                goto out_early;
+        }
+
+        /* block the signals we wait for before any thread starts, so every
+         * thread inherits the mask and only sigwait() sees them */
+        sigemptyset(&sigs);
+        sigaddset(&sigs, SIGTERM);
+        sigaddset(&sigs, SIGINT);
+        sigaddset(&sigs, SIGHUP);
+        pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+        signal(SIGPIPE, SIG_IGN);
+
+        pthread_mutex_init(&b.repo_lock, NULL);
+        pthread_mutex_init(&b.retention_lock, NULL);
+        pthread_mutex_init(&b.qlock, NULL);
+        pthread_mutex_init(&b.stats_lock, NULL);
+        pthread_mutex_init(&b.list_lock, NULL);
+        pthread_cond_init(&b.qcond, NULL);
+        pthread_cond_init(&b.qidle, NULL);
+        pthread_cond_init(&b.sched_cond, NULL);
+
+        if (load_password(&b) < 0)
+                goto out;
+        {
+                struct tm_repo_opts o = TM_REPO_OPTS_INIT;
+
+                o.location = b.repo_location;
+                o.password = b.password;
+                o.password_len = b.password_len;
+                o.catalog_path = b.catalog;
+                r = tm_repo_open(&o, &b.repo);
+        }
+        if (r < 0) {
+                tm_log_errno(TM_LOG_ERR, r, "cannot open the repository '%s'", b.repo_location);
+                goto out;
+        }
+        if (b.cfg->state_dir)
+                snprintf(state_dir, sizeof(state_dir), "%s", b.cfg->state_dir);
+        else
+                snprintf(state_dir, sizeof(state_dir), "/var/lib/tidemark-backupd");
+        r = mkdir_p(state_dir);
+        if (r < 0) {
+                tm_log_errno(TM_LOG_ERR, r, "cannot create the state directory '%s'", state_dir);
+                goto out;
+        }
+        snprintf(jobs_path, sizeof(jobs_path), "%s/jobs.jsonl", state_dir);
+        /* Jobs open their own repository handles, with a catalog of their
+         * own: opening the API handle's catalog file a second time in this
+         * process (the catalog's pre-open check opens and closes it) would
+         * release that handle's POSIX locks, and another process (the CLI)
+         * could then delete the WAL under it and leave it reading a stale
+         * database. The API handle catches up with tm_repo_refresh() when
+         * snapshots/ changes. */
+        snprintf(b.job_catalog, sizeof(b.job_catalog), "%s/jobs-catalog.db", state_dir);
+        snprintf(audit_path, sizeof(audit_path), "%s/audit.log", state_dir);
+        r = tm_jobs_open(jobs_path, &b.jobs);
+        if (r < 0)
+                goto out;
+        r = tm_audit_open(b.cfg->audit_log ? b.cfg->audit_log : audit_path, &b.audit);
+        if (r < 0)
+                goto out;
+        r = tm_metrics_new(&b.metrics);
+        if (r < 0)
+                goto out;
+        r = bkd_jobs_start(&b);
+        if (r < 0) {
+                tm_log_errno(TM_LOG_ERR, r, "cannot start the workers");
+                goto out;
+        }
+        bkd_jobs_retry_interrupted(&b);
+
+        if (b.cfg->tls_cert || b.cfg->tls_key) {
+                if (!b.cfg->tls_cert || !b.cfg->tls_key) {
+                        tm_log(TM_LOG_ERR, "TLS needs both tls_cert and tls_key");
+                        goto out;
+                }
+                r = read_file_str(b.cfg->tls_cert, 1 << 20, &cert);
+                if (r >= 0)
+                        r = read_file_str(b.cfg->tls_key, 1 << 20, &key);
+                if (r < 0) {
+                        tm_log_errno(TM_LOG_ERR, r, "cannot read the TLS certificate or key");
+                        goto out;
+                }
+        }
+        access_fd = open_log_fd(b.cfg->access_log);
+        if (access_fd < 0 && strcmp(b.cfg->access_log, "none")) {
+                tm_log_errno(TM_LOG_ERR, -errno, "cannot open the access log '%s'",
+                             b.cfg->access_log);
+                goto out;
+        }
+        if (!b.cfg->n_tokens && b.cfg->anonymous_role > TM_ROLE_NONE)
+                tm_log(TM_LOG_WARN,
+                       "no API tokens are configured: requests without a token act "
+                       "as '%s'",
+                       tm_http_role_name(b.cfg->anonymous_role));
+        ho.listen = listen ? listen : b.cfg->listen;
+        ho.tls_cert_pem = cert;
+        ho.tls_key_pem = key;
+        ho.tokens = b.cfg->tokens;
+        ho.n_tokens = b.cfg->n_tokens;
+        ho.anonymous_role = b.cfg->anonymous_role;
+        ho.audit = b.audit;
+        ho.access_log_fd = access_fd;
+        ho.service = "backupd";
+        ho.app = &b;
+        r = tm_http_serve(bkd_routes, bkd_n_routes, &ho, &b.http);
+        if (r < 0)
+                goto out;
+        tm_log(TM_LOG_INFO, "listening on %s (port %d), %zu components, %d workers", ho.listen,
+               tm_http_port(b.http), b.cfg->n_components, b.cfg->workers);
+        if (port_file) {
+                char tmp[4096 + 8];
+                FILE *f;
+
+                snprintf(tmp, sizeof(tmp), "%s.tmp", port_file);
+                f = fopen(tmp, "w");
+                if (!f || fprintf(f, "%d\n", tm_http_port(b.http)) < 0 || fclose(f) != 0 ||
+                    rename(tmp, port_file) < 0) {
+                        tm_log_errno(TM_LOG_ERR, -errno, "cannot write '%s'", port_file);
+                        goto out;
+                }
+        }
+
+        for (;;) {
+                if (sigwait(&sigs, &sig) != 0)
+                        continue;
+                if (sig == SIGHUP) {
+                        tm_log(TM_LOG_INFO,
+                               "SIGHUP: restart the daemon to reload the configuration");
+                        continue;
+                }
+                break;
+        }
+        tm_log(TM_LOG_INFO, "signal %d: stopping (running jobs get %d s)", sig,
+               b.cfg->shutdown_timeout_s);
+        tm_http_quiesce(b.http);
+        tm_http_free(b.http);
+        b.http = NULL;
+        r = bkd_jobs_stop(&b, b.cfg->shutdown_timeout_s);
+        if (r == -ETIMEDOUT) {
+                /* the repository is consistent either way (snapshots commit
+                 * last); the history says "running" and the next start
+                 * marks those jobs interrupted and retries them */
+                tm_log(TM_LOG_WARN, "jobs still running after %d s: exiting anyway",
+                       b.cfg->shutdown_timeout_s);
+                fflush(NULL);
+                _exit(0);
+        }
+        tm_log(TM_LOG_INFO, "stopped");
+        exit_code = 0;
+out:
+        tm_http_free(b.http);
+        if (!b.stopping && b.n_workers)
+                bkd_jobs_stop(&b, b.cfg->shutdown_timeout_s);
+        if (access_fd > 2)
+                close(access_fd);
+        free(b.workers);
+        free(b.next_run);
+        tm_metrics_free(b.metrics);
+        free(b.list_cache);
+        tm_audit_close(b.audit);
+        tm_jobs_close(b.jobs);
+        tm_repo_free(b.repo);
+        if (b.password) {
+                for (volatile char *p = b.password; *p; p++)
+                        *p = 0;
+                free(b.password);
+        }
+        if (key) {
+                for (volatile char *p = key; *p; p++)
+                        *p = 0;
+                free(key);
+        }
+        free(cert);
+out_early:
+        tm_config_free(b.cfg);
+        return exit_code;
+}

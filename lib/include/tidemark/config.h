@@ -1,0 +1,101 @@
+#pragma once
+/*
+ * config: the one INI configuration file every tidemark program reads
+ * (docs/configuration.md documents each key; contrib/tidemark.conf is a
+ * commented example), and the schedules it declares. A file with an unknown
+ * section or key, or a value that does not parse, is refused with
+ * "FILE:LINE: reason".
+ */
+#include <stddef.h>
+#include <stdint.h>
+
+#include <tidemark/http.h>
+#include <tidemark/ops.h>
+
+/* ---- schedules ---- */
+/* hourly, daily, weekly, monthly, "every N[s|m|h|d]" or a 5-field cron
+ * expression (minute hour day-of-month month day-of-week; '*', lists,
+ * ranges and steps; day 0 or 7 = Sunday). Times are UTC. */
+struct tm_schedule {
+        int64_t every_ns;     /* > 0: a fixed interval; 0: cron fields below */
+        uint64_t minutes;     /* bit i: minute i */
+        uint32_t hours, days; /* days: bit 1..31 */
+        uint16_t months;      /* bit 1..12 */
+        uint8_t wdays;        /* bit 0..6 */
+        uint8_t dom_star, dow_star;
+};
+/* Parse a schedule. Returns 0 or -EINVAL. */
+int tm_schedule_parse(const char *s, struct tm_schedule *ret);
+/* The first instant strictly after `after` (ns) when the schedule fires, or
+ * -1 if none within 5 years. For intervals: after + every. */
+int64_t tm_schedule_next(const struct tm_schedule *s, int64_t after);
+
+/* ---- the file ---- */
+enum tm_tier { TM_TIER_CRITICAL, TM_TIER_HIGH, TM_TIER_STANDARD, TM_TIER_DEVELOPMENT };
+enum tm_component_type { TM_COMPONENT_FILES, TM_COMPONENT_COMMAND };
+/* strategy indexes of tm_component_conf.schedule */
+enum tm_strategy { TM_STRATEGY_FULL, TM_STRATEGY_DIFFERENTIAL, TM_STRATEGY_INCREMENTAL };
+#define TM_STRATEGY_COUNT 3
+
+const char *tm_tier_name(enum tm_tier t);
+const char *tm_strategy_name(enum tm_strategy s);
+/* "full" -> TM_STRATEGY_FULL... Returns 0 or -EINVAL. */
+int tm_strategy_parse(const char *s, enum tm_strategy *ret);
+
+struct tm_component_conf {
+        char *name;
+        enum tm_component_type type;
+        char **paths; /* files */
+        size_t n_paths;
+        char **excludes;
+        size_t n_excludes;
+        char *command;        /* command: run with /bin/sh -c, stdout is stored */
+        char *stdin_filename; /* the stored file's name; default "<name>.out" */
+        enum tm_tier tier;
+        int has_schedule[TM_STRATEGY_COUNT]; /* 0: never (schedule.x = none) */
+        struct tm_schedule schedule[TM_STRATEGY_COUNT];
+        struct tm_forget_policy keep;
+        int line; /* its first key (inih reports keys, not section headers) */
+};
+
+struct tm_config {
+        char *path;
+        /* [repository] */
+        char *repo_location, *password_file, *catalog;
+        uint64_t capacity_bytes; /* for utilization percent; 0 = unknown */
+        /* [server] */
+        char *listen; /* default 0.0.0.0:8080 */
+        char *tls_cert, *tls_key;
+        char *state_dir;        /* job history; default <repository>/../backupd-state */
+        char *audit_log;        /* default <state_dir>/audit.log */
+        char *access_log;       /* "stderr" (default), "stdout", "none" or a path */
+        int workers;            /* default 2 */
+        int shutdown_timeout_s; /* default 60 */
+        /* [auth] */
+        struct tm_http_token *tokens;
+        size_t n_tokens;
+        enum tm_role anonymous_role; /* default: none with tokens, admin without */
+        /* [retention] */
+        int prune; /* default 1 */
+        double max_unused;
+        int has_retention_schedule; /* schedule = ...: forget + prune every component */
+        struct tm_schedule retention_schedule;
+        /* [secrets]: value, then *_file, then the environment */
+        char *aws_access_key_id, *aws_secret_access_key, *postgres_host, *postgres_password,
+                *slack_webhook_url;
+        struct tm_component_conf *components;
+        size_t n_components;
+};
+
+/**
+ * tm_config_load() - read and validate a configuration file. Returns 0 and
+ * *ret (caller frees), or -EINVAL with err set to "FILE:LINE: reason", or
+ * -errno when the file (or a *_file it names) cannot be read (err says so).
+ */
+int tm_config_load(const char *path, struct tm_config **ret, char *err, size_t errlen);
+/* Free, wiping the secrets; NULL-safe. */
+void tm_config_free(struct tm_config *c);
+/* A component by name (borrowed until tm_config_free), or NULL. */
+const struct tm_component_conf *tm_config_component(const struct tm_config *c, const char *name);
+/* Hex SHA-256 of a token, the form [auth] stores (out: 65 bytes). */
+void tm_config_token_hash(const char *token, char out[65]);
