@@ -339,61 +339,62 @@ static uint32_t be32(const uint8_t *p)
  * header vouches for (a truncated copy). When a WAL with content exists the
  * main file may legitimately lag behind, so the size check is skipped.
  */
-static int precheck_file(const char *path)
+/* Cheap checks that a non-empty catalog file is an SQLite database that is
+ * not truncated; run through SQLite's own file handle. Opening and closing a
+ * descriptor of our own here would be a bug: closing any descriptor of a
+ * file drops every POSIX lock this process holds on it, including those of
+ * another open catalog handle, which lets another process delete the -wal
+ * file under it. */
+static int precheck_file(sqlite3 *db, const char *path)
 {
+        sqlite3_file *f = NULL;
+        sqlite3_int64 size = 0;
         char wal[4096];
         uint8_t h[100];
         struct stat st, wst;
         uint32_t page_size, n_pages;
-        int fd, r = 0;
-        ssize_t n;
 
-        fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOCTTY, 0600);
-        if (fd < 0)
-                return tm_log_errno(TM_LOG_ERR, errno == EDQUOT ? -ENOSPC : -errno,
-                                    "unable to open catalog '%s'", path);
-        if (fstat(fd, &st) < 0) {
-                r = tm_log_errno(TM_LOG_ERR, -errno, "unable to stat catalog '%s'", path);
-                goto out;
-        }
-        if (!S_ISREG(st.st_mode)) {
-                r = -EBADMSG;
-                goto out;
-        }
-        if (st.st_size == 0)
-                goto out; /* new: SQLite writes the header */
-        do
-                n = pread(fd, h, sizeof(h), 0);
-        while (n < 0 && errno == EINTR);
-        if (n < 0) {
-                r = tm_log_errno(TM_LOG_ERR, -errno, "unable to read catalog '%s'", path);
-                goto out;
-        }
-        if (n != (ssize_t)sizeof(h) || memcmp(h, "SQLite format 3", 16) != 0) {
-                r = -EBADMSG;
-                goto out;
-        }
+        if (stat(path, &st) == 0 && !S_ISREG(st.st_mode))
+                return -EBADMSG;
+        if (sqlite3_file_control(db, "main", SQLITE_FCNTL_FILE_POINTER, &f) != SQLITE_OK || !f ||
+            !f->pMethods)
+                return 0; /* nothing to check through: the first query will tell */
+        if (f->pMethods->xFileSize(f, &size) != SQLITE_OK || size == 0)
+                return 0; /* new: SQLite writes the header */
+        if (f->pMethods->xRead(f, h, sizeof(h), 0) != SQLITE_OK ||
+            memcmp(h, "SQLite format 3", 16) != 0)
+                return -EBADMSG;
         page_size = (uint32_t)h[16] << 8 | h[17];
         if (page_size == 1)
                 page_size = 65536;
-        if (page_size < 512 || (page_size & (page_size - 1)) != 0) {
-                r = -EBADMSG;
-                goto out;
-        }
+        if (page_size < 512 || (page_size & (page_size - 1)) != 0)
+                return -EBADMSG;
         n_pages = be32(h + 28);
         /* The in-header size is valid only when the change counter matches
          * version-valid-for (SQLite file format, section 1.3.7). */
         if (n_pages == 0 || be32(h + 24) != be32(h + 92))
-                goto out;
-        if ((uint64_t)st.st_size >= (uint64_t)n_pages * page_size)
-                goto out;
+                return 0;
+        if ((uint64_t)size >= (uint64_t)n_pages * page_size)
+                return 0;
         if ((size_t)snprintf(wal, sizeof(wal), "%s-wal", path) < sizeof(wal) &&
             stat(wal, &wst) == 0 && wst.st_size > 0)
-                goto out;
-        r = -EBADMSG;
-out:
-        close(fd);
-        return r;
+                return 0;
+        return -EBADMSG;
+}
+
+/* Create a missing catalog file 0600: it holds decrypted manifests. */
+static int create_private(const char *path)
+{
+        int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOCTTY, 0600);
+
+        if (fd >= 0) {
+                close(fd); /* a new file: no handle of ours can hold locks on it */
+                return 0;
+        }
+        if (errno == EEXIST)
+                return 0;
+        return tm_log_errno(TM_LOG_ERR, errno == EDQUOT ? -ENOSPC : -errno,
+                            "unable to create catalog '%s'", path);
 }
 
 /* Make or check the schema. Called under nothing (open is single-threaded). */
@@ -473,7 +474,7 @@ int tm_catalog_open(const char *path, tm_catalog **ret)
                 r = -ENOMEM;
                 goto out;
         }
-        r = precheck_file(path);
+        r = create_private(path);
         if (r < 0)
                 goto out;
         rc = sqlite3_open_v2(path, &cat->db,
@@ -483,6 +484,9 @@ int tm_catalog_open(const char *path, tm_catalog **ret)
                 r = map_rc(cat, rc, "open");
                 goto out;
         }
+        r = precheck_file(cat->db, path);
+        if (r < 0)
+                goto out;
         sqlite3_extended_result_codes(cat->db, 1);
         sqlite3_busy_timeout(cat->db, 10000);
         /* The first statement reads the header: not SQLite gives NOTADB here. */
