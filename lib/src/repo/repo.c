@@ -1141,7 +1141,7 @@ static int repo_new(const struct tm_repo_opts *opts, int create, tm_repo **ret)
                 tm_repo_free(repo);
                 return -EINVAL;
         }
-        r = tm_backend_open_local(opts->location, create, &repo->be);
+        r = tm_backend_open_url(opts->location, create, &repo->be);
         if (r < 0) {
                 tm_repo_free(repo);
                 return r;
