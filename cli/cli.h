@@ -63,6 +63,8 @@ struct cli_opts {
         /* positional arguments after the command name */
         char **args;
         size_t n_args;
+        /* backup --postgres CONNINFO (cli_pg.c) */
+        const char *postgres;
 };
 
 extern struct cli_opts cli_opts;
@@ -143,3 +145,14 @@ int cli_cmd_prune(void);
 int cli_cmd_repair(void);
 int cli_cmd_key(void);
 int cli_cmd_mount(void);
+
+/* ---- PostgreSQL (cli_pg.c) ---- */
+int cli_cmd_wal_push(void);
+int cli_cmd_wal_fetch(void);
+/* Does this backup command ask for a PostgreSQL base backup (--postgres, or
+ * TIDEMARK_PG_CONNINFO with no paths)? */
+int cli_pg_backup_wanted(void);
+int cli_cmd_pg_backup(void);
+/* restore with --component: a PostgreSQL base backup gets its recovery
+ * settings; any other snapshot goes to cli_cmd_restore(). */
+int cli_cmd_pg_restore(void);

@@ -251,6 +251,20 @@ out:
         return ret;
 }
 
+/* The WAL archive of a PostgreSQL component (see docs/format.md section
+ * 10): component "<name>-wal", one continuous snapshot per archived file. */
+static int is_wal_archive(const char *comp, const struct tm_snapshot *group, size_t n)
+{
+        size_t len = strlen(comp);
+
+        if (len < 4 || strcmp(comp + len - 4, "-wal") != 0)
+                return 0;
+        for (size_t i = 0; i < n; i++)
+                if (!group[i].strategy || strcmp(group[i].strategy, "continuous") != 0)
+                        return 0;
+        return 1;
+}
+
 static int forget_policy(tm_repo *repo)
 {
         struct tm_snapshot *snaps = NULL, *group = NULL;
@@ -285,6 +299,16 @@ static int forget_policy(tm_repo *repo)
                                 done[j] = 1;
                                 group[k++] = snaps[j]; /* shallow: read-only use */
                         }
+                }
+                if (is_wal_archive(comp, group, k) &&
+                    !(cli_opts.component && strcmp(cli_opts.component, comp) == 0)) {
+                        /* a keep-last policy over WAL files would break
+                         * recovery of the base backups that need them */
+                        if (!cli_opts.json)
+                                cli_out("component '%s': a PostgreSQL WAL archive, left alone "
+                                        "(name it with --component to apply a policy)\n",
+                                        comp);
+                        continue;
                 }
                 if (forget_group(repo, comp, group, k, out) < 0)
                         failed = 1;

@@ -32,6 +32,8 @@ enum cli_cmd {
         CMD_KEY,
         CMD_MOUNT,
         CMD_AUDIT,
+        CMD_WAL_PUSH,
+        CMD_WAL_FETCH,
         CMD_VERSION,
         CMD_HELP,
 };
@@ -64,6 +66,10 @@ static const struct {
         [CMD_KEY] = { "key", cli_cmd_key, "manage passphrases (list, add, remove, passwd)" },
         [CMD_MOUNT] = { "mount", cli_cmd_mount, "browse every snapshot as a filesystem" },
         [CMD_AUDIT] = { "audit", cli_cmd_audit, "verify a daemon's audit log (audit verify FILE)" },
+        [CMD_WAL_PUSH] = { "wal-push", cli_cmd_wal_push,
+                           "archive a PostgreSQL WAL file (archive_command)" },
+        [CMD_WAL_FETCH] = { "wal-fetch", cli_cmd_wal_fetch,
+                            "fetch an archived WAL file (restore_command)" },
         [CMD_VERSION] = { "version", NULL, "print the version" },
         [CMD_HELP] = { "help", NULL, "print this help" },
 };
@@ -96,6 +102,7 @@ enum {
         OPT_PRUNE,
         OPT_DRY_RUN,
         OPT_MAX_UNUSED,
+        OPT_POSTGRES,
         OPT_NEW_PASSWORD_FILE,
 };
 
@@ -133,6 +140,7 @@ static const struct option long_options[] = {
         { "dry-run", no_argument, NULL, OPT_DRY_RUN },
         { "max-unused", required_argument, NULL, OPT_MAX_UNUSED },
         { "new-password-file", required_argument, NULL, OPT_NEW_PASSWORD_FILE },
+        { "postgres", required_argument, NULL, OPT_POSTGRES },
         { "foreground", no_argument, NULL, 'f' },
         { "options", required_argument, NULL, 'o' },
         { NULL, 0, NULL, 0 },
@@ -147,7 +155,9 @@ static unsigned option_commands(int val)
         case OPT_KDF_ITERATIONS:
                 return M(CMD_INIT);
         case OPT_COMPONENT:
-                return SELECTOR_CMDS;
+                return SELECTOR_CMDS | M(CMD_WAL_PUSH) | M(CMD_WAL_FETCH);
+        case OPT_POSTGRES:
+                return M(CMD_BACKUP);
         case OPT_STRATEGY:
         case OPT_TAG:
         case OPT_EXCLUDE:
@@ -564,6 +574,9 @@ int main(int argc, char **argv)
                 case OPT_NEW_PASSWORD_FILE:
                         cli_opts.new_password_file = optarg;
                         break;
+                case OPT_POSTGRES:
+                        cli_opts.postgres = optarg;
+                        break;
                 case 'f':
                         cli_opts.foreground = 1;
                         break;
@@ -629,7 +642,12 @@ int main(int argc, char **argv)
                 cli_opts.catalog = getenv("TIDEMARK_CATALOG");
         cli_opts.args = argv + optind + 1;
         cli_opts.n_args = (size_t)(argc - optind - 1);
-        r = commands[cmd].fn();
+        if (cmd == CMD_BACKUP && cli_pg_backup_wanted())
+                r = cli_cmd_pg_backup();
+        else if (cmd == CMD_RESTORE && cli_opts.component)
+                r = cli_cmd_pg_restore();
+        else
+                r = commands[cmd].fn();
         fflush(stdout);
         if (ferror(stdout))
                 r = cli_error("cannot write the output");

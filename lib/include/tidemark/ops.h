@@ -36,6 +36,14 @@ struct tm_backup_opts {
         int threads;                /* 0: automatic */
         tm_progress_fn progress;
         void *userdata;
+        /* Files whose full path matches one of these fnmatch patterns are cut
+         * into fixed blocks of fixed_block bytes (4 KiB..TM_BLOB_MAX) instead
+         * of content-defined chunks: files changed in place at page
+         * granularity, such as PostgreSQL relation files, then share every
+         * unchanged block with the previous backup. */
+        const char *const *fixed_block_paths;
+        size_t n_fixed_block_paths;
+        uint32_t fixed_block;
 };
 #define TM_BACKUP_OPTS_INIT                               \
         (struct tm_backup_opts)                           \

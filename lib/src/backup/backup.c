@@ -483,11 +483,14 @@ static int window_room(struct worker *w, size_t *start, size_t *end, size_t want
  * two average chunks and ask the chunker; a cut before the end of the window
  * is final (FastCDC cuts at the first boundary, whose position does not
  * depend on how much data follows), otherwise read more and ask again. */
-static int file_store(struct worker *w, int fd, struct tm_node *nd, int *ret_read_error)
+static int file_store(struct worker *w, int fd, uint32_t fixed, struct tm_node *nd,
+                      int *ret_read_error)
 {
         struct bk *b = w->b;
         const struct tm_chunker_params *cp = tm_chunker_params(b->chunker);
-        const size_t first_want = TM_MIN((size_t)cp->avg * 2, (size_t)cp->max);
+        const size_t cdc_want = TM_MIN((size_t)cp->avg * 2, (size_t)cp->max);
+        /* fixed blocks (opts->fixed_block_paths): read one block at a time */
+        const size_t first_want = fixed ? fixed : cdc_want;
         struct tm_content *content = NULL;
         size_t n = 0, cap = 0, start = 0, end = 0, want = first_want;
         uint64_t total = 0, pos = 0, ra_next = 0;
@@ -529,8 +532,11 @@ static int file_store(struct worker *w, int fd, struct tm_node *nd, int *ret_rea
                 }
                 if (end == start)
                         break;
-                cut = tm_chunker_cut(b->chunker, w->buf + start, end - start);
-                if (cut == end - start && !eof && cut < cp->max) {
+                if (fixed)
+                        cut = TM_MIN((size_t)fixed, end - start); /* short only at EOF */
+                else
+                        cut = tm_chunker_cut(b->chunker, w->buf + start, end - start);
+                if (!fixed && cut == end - start && !eof && cut < cp->max) {
                         want = TM_MIN(want * 2, (size_t)cp->max); /* no boundary yet */
                         continue;
                 }
@@ -554,18 +560,27 @@ static int file_store(struct worker *w, int fd, struct tm_node *nd, int *ret_rea
         content = NULL;
 out:
         free(content);
-        if (w->cap > 2 * first_want) {
+        if (w->cap > 2 * TM_MAX(cdc_want, first_want)) {
                 /* a rare large chunk grew the buffer: give the memory back */
-                uint8_t *p = realloc(w->buf, 2 * first_want);
+                uint8_t *p = realloc(w->buf, 2 * TM_MAX(cdc_want, first_want));
 
                 if (p) {
                         w->buf = p;
-                        w->cap = 2 * first_want;
+                        w->cap = 2 * TM_MAX(cdc_want, first_want);
                 }
         }
-        if (w->scratch.cap > 4 * first_want)
+        if (w->scratch.cap > 4 * TM_MAX(cdc_want, first_want))
                 tm_buf_dispose(&w->scratch);
         return r;
+}
+
+/* The fixed block size for a file (0: content-defined chunks). */
+static uint32_t fixed_block_for(const struct tm_backup_opts *o, const char *path)
+{
+        for (size_t i = 0; i < o->n_fixed_block_paths; i++)
+                if (fnmatch(o->fixed_block_paths[i], path, 0) == 0)
+                        return o->fixed_block;
+        return 0;
 }
 
 static void job_run(struct worker *w, struct bk_job *job)
@@ -585,7 +600,7 @@ static void job_run(struct worker *w, struct bk_job *job)
         } else {
                 if (nd->size > READAHEAD / 4)
                         posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
-                r = file_store(w, fd, nd, &read_err);
+                r = file_store(w, fd, fixed_block_for(b->opts, job->path), nd, &read_err);
                 close(fd);
         }
         if (r < 0 && read_err) {
@@ -1059,7 +1074,7 @@ static int stdin_store(struct bk *b)
         nd->group = group_name(b, nd->gid);
         nd->mtime_ns = nd->ctime_ns = tm_time_now();
         nd->nlink = 1;
-        r = file_store(&w, o->stdin_fd, nd, &read_err);
+        r = file_store(&w, o->stdin_fd, 0, nd, &read_err);
         if (r < 0)
                 tm_log_errno(TM_LOG_ERR, r, "cannot read standard input");
         else {
@@ -1141,7 +1156,8 @@ int tm_backup_run(tm_repo *repo, const struct tm_backup_opts *o, struct tm_snaps
 
         if (!o->component || !*o->component || !valid_strategy(o->strategy) ||
             (o->stdin_fd < 0 && o->n_paths == 0) ||
-            (o->stdin_fd >= 0 && (!o->stdin_filename || !tm_tree_name_valid(o->stdin_filename))))
+            (o->stdin_fd >= 0 && (!o->stdin_filename || !tm_tree_name_valid(o->stdin_filename))) ||
+            (o->n_fixed_block_paths && (o->fixed_block < 4096 || o->fixed_block > TM_BLOB_MAX)))
                 return -EINVAL;
         b = calloc(1, sizeof(*b));
         if (!b)

@@ -1,0 +1,350 @@
+/*
+ * PostgreSQL commands:
+ *   tidemark wal-push PATH                 archive_command = 'tidemark ... wal-push %p'
+ *   tidemark wal-fetch NAME DEST           restore_command = 'tidemark ... wal-fetch %f %p'
+ *   tidemark backup --postgres CONNINFO    a base backup (or TIDEMARK_PG_CONNINFO)
+ *   tidemark restore --component C @T --target DIR
+ *                                          a PGDATA that recovers to T
+ * See docs/postgresql.md.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <tidemark/pg.h>
+#include <tidemark/time.h>
+
+#include "cli.h"
+
+static const char *pg_component(void)
+{
+        return cli_opts.component && *cli_opts.component ? cli_opts.component : "database";
+}
+
+int cli_cmd_wal_push(void)
+{
+        tm_repo *repo = NULL;
+        int r;
+
+        if (cli_opts.n_args != 1)
+                return cli_error("wal-push needs exactly one WAL file (wal-push %%p)");
+        if (cli_repo_open(&repo) < 0)
+                return CLI_EXIT_FAIL;
+        r = tm_pg_wal_push(repo, pg_component(), cli_opts.args[0]);
+        tm_repo_free(repo);
+        if (r < 0)
+                return cli_error_errno(r, "wal-push of '%s' failed", cli_opts.args[0]);
+        return CLI_EXIT_OK;
+}
+
+int cli_cmd_wal_fetch(void)
+{
+        tm_repo *repo = NULL;
+        int r;
+
+        if (cli_opts.n_args != 2)
+                return cli_error("wal-fetch needs a WAL file name and a destination (wal-fetch "
+                                 "%%f %%p)");
+        if (cli_repo_open(&repo) < 0)
+                return CLI_EXIT_FAIL;
+        r = tm_pg_wal_fetch(repo, pg_component(), cli_opts.args[0], cli_opts.args[1]);
+        tm_repo_free(repo);
+        /* PostgreSQL asks for files that were never archived (the next
+         * timeline's history, the segment after the last): that is exit 1
+         * without a message */
+        if (r == -ENOENT)
+                return CLI_EXIT_FAIL;
+        if (r < 0)
+                return cli_error_errno(r, "wal-fetch of '%s' failed", cli_opts.args[0]);
+        return CLI_EXIT_OK;
+}
+
+int cli_pg_backup_wanted(void)
+{
+        const char *env = getenv("TIDEMARK_PG_CONNINFO");
+
+        if (cli_opts.postgres)
+                return 1;
+        return env && *env && cli_opts.n_args == 0 && !cli_opts.use_stdin;
+}
+
+int cli_cmd_pg_backup(void)
+{
+        struct tm_pg_backup_opts o = { 0 };
+        struct tm_snapshot snap = { 0 };
+        struct cli_progress prog;
+        tm_repo *repo = NULL;
+        char id[9];
+        int r;
+
+        o.conninfo = cli_opts.postgres ? cli_opts.postgres : getenv("TIDEMARK_PG_CONNINFO");
+        if (cli_opts.n_args || cli_opts.use_stdin)
+                return cli_error("backup --postgres takes no paths and no --stdin");
+        if (cli_opts.strategy && strcmp(cli_opts.strategy, "full") != 0)
+                cli_warn("a PostgreSQL base backup is always a full one (deduplicated against "
+                         "the others); --strategy %s ignored",
+                         cli_opts.strategy);
+        o.component = pg_component();
+        o.tags = cli_opts.tags.v;
+        o.n_tags = cli_opts.tags.n;
+        o.host = cli_opts.host;
+        o.staging = getenv("TIDEMARK_PG_STAGING");
+        if (cli_repo_open(&repo) < 0)
+                return CLI_EXIT_FAIL;
+        cli_progress_init(&prog);
+        o.progress = cli_progress_update;
+        o.userdata = &prog;
+        r = tm_pg_backup_run(repo, &o, &snap);
+        cli_progress_done(&prog);
+        if (r < 0) {
+                cli_error_errno(r, "base backup of component '%s' failed", o.component);
+                goto out;
+        }
+        cli_short_id(&snap.id, id);
+        if (cli_opts.json)
+                cli_json_print(cli_snapshot_json(&snap));
+        else
+                cli_out("snapshot %s saved (base backup of component %s)\n", id, o.component);
+out:
+        tm_snapshot_dispose(&snap);
+        tm_repo_free(repo);
+        return r < 0 ? CLI_EXIT_FAIL : CLI_EXIT_OK;
+}
+
+/* Append one shell word in single quotes. */
+static int shell_word(tm_buf *b, const char *s)
+{
+        int r = tm_buf_append(b, b->len ? " '" : "'", b->len ? 2 : 1);
+
+        for (; r == 0 && *s; s++)
+                r = *s == '\'' ? tm_buf_append(b, "'\\''", 4) : tm_buf_append(b, s, 1);
+        return r < 0 ? r : tm_buf_append(b, "'", 1);
+}
+
+static int shell_path(tm_buf *b, const char *p)
+{
+        char abs[PATH_MAX];
+
+        return shell_word(b, realpath(p, abs) ? abs : p);
+}
+
+/* The restore_command: this very binary with the repository options given
+ * on the command line, since the server's environment has none of them. */
+static int restore_command(tm_buf *b, uid_t server_uid)
+{
+        char exe[PATH_MAX];
+        const char *pw =
+                cli_opts.password_file ? cli_opts.password_file : getenv("TIDEMARK_PASSWORD_FILE");
+        ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+        int r;
+
+        if (n <= 0)
+                return -errno;
+        exe[n] = '\0';
+        r = shell_word(b, exe);
+        if (r == 0)
+                r = shell_word(b, "-q");
+        if (r == 0)
+                r = shell_word(b, "-r");
+        if (r == 0)
+                r = shell_path(b, cli_opts.repo);
+        if (r == 0 && pw) {
+                r = shell_word(b, "--password-file");
+                if (r == 0)
+                        r = shell_path(b, pw);
+        } else if (r == 0) {
+                cli_warn("no --password-file: the server needs TIDEMARK_PASSWORD or "
+                         "TIDEMARK_PASSWORD_FILE in its environment for restore_command");
+        }
+        /* the catalog is a per-user cache: the server's user cannot write
+         * another user's, so it then uses its own default one */
+        if (r == 0 && cli_opts.catalog && server_uid == geteuid()) {
+                r = shell_word(b, "--catalog");
+                if (r == 0)
+                        r = shell_path(b, cli_opts.catalog);
+        }
+        if (r == 0)
+                r = shell_word(b, "--component");
+        if (r == 0)
+                r = shell_word(b, pg_component());
+        if (r == 0)
+                r = tm_buf_printf(b, " wal-fetch %%f %%p");
+        return r;
+}
+
+/* A restored PGDATA must be owned by the server's user and private. */
+static int pgdata_fix(const char *dir, uid_t *ret_owner)
+{
+        char global[PATH_MAX];
+        struct stat st;
+
+        if ((size_t)snprintf(global, sizeof(global), "%s/global", dir) >= sizeof(global))
+                return -ENAMETOOLONG;
+        if (stat(global, &st) < 0)
+                return -errno;
+        *ret_owner = st.st_uid;
+        if (geteuid() == 0 && chown(dir, st.st_uid, st.st_gid) < 0)
+                return -errno;
+        return chmod(dir, 0700) < 0 ? -errno : 0;
+}
+
+static int last_base_backup_before(tm_repo *repo, int64_t t, struct tm_snapshot *ret)
+{
+        struct tm_snapshot *a = NULL;
+        size_t n = 0;
+        int r;
+
+        r = tm_repo_snapshot_list(repo, pg_component(), &a, &n);
+        if (r < 0)
+                return r;
+        r = -ENOENT;
+        for (size_t i = n; i-- > 0;)
+                if (a[i].time <= t && tm_pg_snapshot_is_base_backup(&a[i])) {
+                        r = tm_snapshot_copy(&a[i], ret);
+                        break;
+                }
+        tm_snapshot_array_free(a, n);
+        return r;
+}
+
+int cli_cmd_pg_restore(void)
+{
+        struct tm_restore_opts o = TM_RESTORE_OPTS_INIT;
+        struct tm_restore_stats st = { 0 };
+        struct tm_snapshot snap = { 0 };
+        struct cli_progress prog;
+        tm_buf cmd = TM_BUF_INIT(64 * 1024);
+        const char *spec;
+        int64_t target = 0, earliest, latest;
+        uid_t owner = 0;
+        tm_repo *repo = NULL;
+        char id[9], a[40], b[40], t[40];
+        int r = CLI_EXIT_FAIL, ret;
+
+        if (cli_opts.n_args != 1 || !cli_opts.target || cli_opts.includes.n)
+                return cli_cmd_restore(); /* its messages */
+        spec = cli_opts.args[0];
+        if (cli_repo_open(&repo) < 0)
+                goto out;
+        if (spec[0] == '@') {
+                if (tm_time_parse(spec + 1, &target, NULL) < 0) {
+                        cli_error("invalid instant '%s'", spec + 1);
+                        goto out;
+                }
+                ret = last_base_backup_before(repo, target, &snap);
+                if (ret == -ENOENT) {
+                        /* not a PostgreSQL component, or T before its first
+                         * base backup */
+                        if (tm_pg_window(repo, pg_component(), &earliest, &latest) == 0) {
+                                tm_time_format(target, t, sizeof(t));
+                                tm_time_format(earliest, a, sizeof(a));
+                                tm_time_format(latest, b, sizeof(b));
+                                cli_error("%s is outside the recoverable window of component "
+                                          "'%s': from %s to %s",
+                                          t, pg_component(), a, b);
+                                goto out;
+                        }
+                        tm_repo_free(repo);
+                        repo = NULL;
+                        return cli_cmd_restore();
+                }
+                if (ret < 0) {
+                        cli_error_errno(ret, "cannot list the snapshots");
+                        goto out;
+                }
+        } else {
+                if (cli_snapshot_find(repo, spec, &snap) < 0)
+                        goto out;
+                if (!tm_pg_snapshot_is_base_backup(&snap)) {
+                        tm_snapshot_dispose(&snap);
+                        tm_repo_free(repo);
+                        repo = NULL;
+                        return cli_cmd_restore();
+                }
+        }
+        if (target) {
+                ret = tm_pg_window(repo, pg_component(), &earliest, &latest);
+                if (ret == 0 && (target < earliest || target > latest)) {
+                        tm_time_format(target, t, sizeof(t));
+                        tm_time_format(earliest, a, sizeof(a));
+                        tm_time_format(latest, b, sizeof(b));
+                        cli_error("%s is outside the recoverable window of component '%s': "
+                                  "from %s to %s",
+                                  t, pg_component(), a, b);
+                        goto out;
+                }
+        }
+        cli_short_id(&snap.id, id);
+        if (target) {
+                char missing[32] = "";
+                int64_t until = 0;
+
+                ret = tm_pg_wal_continuous(repo, pg_component(), &snap, target, missing,
+                                           sizeof(missing), &until);
+                tm_time_format(target, t, sizeof(t));
+                tm_time_format(until, b, sizeof(b));
+                if (ret == -ENODATA) {
+                        cli_error("cannot recover to %s: WAL segment %s is missing from the "
+                                  "archive; base backup %s recovers up to %s at most",
+                                  t, missing, id, b);
+                        goto out;
+                }
+                if (ret == -ERANGE) {
+                        cli_error("cannot recover to %s yet: no WAL segment archived after it "
+                                  "(the last one before it was archived at %s; on the server, "
+                                  "SELECT pg_switch_wal())",
+                                  t, b);
+                        goto out;
+                }
+                if (ret < 0)
+                        cli_warn("cannot check the archived WAL for gaps: %s", strerror(-ret));
+        }
+        o.target = cli_opts.target;
+        o.threads = cli_opts.threads;
+        cli_progress_init(&prog);
+        o.progress = cli_progress_update;
+        o.userdata = &prog;
+        ret = tm_restore_run(repo, &snap, &o, &st);
+        cli_progress_done(&prog);
+        if (ret < 0) {
+                cli_error_errno(ret, "restore of base backup %s to '%s' failed", id,
+                                cli_opts.target);
+                goto out;
+        }
+        ret = pgdata_fix(cli_opts.target, &owner);
+        if (ret == 0 && (restore_command(&cmd, owner) < 0 || tm_buf_append(&cmd, "", 1) < 0)) {
+                cli_error("cannot build the restore_command");
+                goto out;
+        }
+        if (ret == 0)
+                ret = tm_pg_recovery_write(cli_opts.target, (const char *)cmd.data, target);
+        if (ret < 0) {
+                cli_error_errno(ret, "cannot write the recovery settings into '%s'",
+                                cli_opts.target);
+                goto out;
+        }
+        if (target)
+                tm_time_format_ns(target, t, sizeof(t));
+        if (cli_opts.json) {
+                char hex[TM_ID_HEX_LEN + 1];
+
+                tm_id_hex(&snap.id, hex);
+                cli_json_print(json_pack("{s:s, s:s, s:s, s:I, s:I}", "snapshot", hex, "target",
+                                         cli_opts.target, "recovery_target_time", target ? t : "",
+                                         "files", (json_int_t)st.files, "bytes",
+                                         (json_int_t)st.bytes));
+        } else {
+                cli_out("restored base backup %s to %s; PostgreSQL will recover to %s and "
+                        "promote\n",
+                        id, cli_opts.target, target ? t : "the end of the archived WAL");
+        }
+        r = CLI_EXIT_OK;
+out:
+        tm_buf_dispose(&cmd);
+        tm_snapshot_dispose(&snap);
+        tm_repo_free(repo);
+        return r;
+}

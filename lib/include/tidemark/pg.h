@@ -1,0 +1,240 @@
+#pragma once
+/*
+ * pg: PostgreSQL continuous backup (the only module that uses libpq).
+ *
+ * - WAL archiving: tm_pg_wal_push() stores one file of pg_wal (a segment, a
+ *   timeline history file, a backup history file) as a snapshot of the WAL
+ *   component ("<component>-wal", one snapshot per file, tagged with the
+ *   file's name); tm_pg_wal_fetch() brings it back. See docs/format.md
+ *   "PostgreSQL WAL".
+ * - Base backups over the replication protocol (BASE_BACKUP, tar format
+ *   parsed as it streams) stored as the files of a snapshot whose extra_json
+ *   holds {"postgres":{...}} (LSNs, timeline, backup_label).
+ * - Point-in-time restore: the recovery settings written into a restored
+ *   PGDATA, and the recoverable window.
+ *
+ * The parsers (WAL file names, WAL page headers, tar) are pure functions on
+ * bounded buffers and safe on hostile input.
+ */
+#include <stddef.h>
+#include <stdint.h>
+
+#include <tidemark/core.h>
+#include <tidemark/ops.h>
+#include <tidemark/repo.h>
+
+/* ---- WAL file names ---- */
+
+enum tm_pg_walkind {
+        TM_PG_WAL_SEGMENT = 1, /* 000000010000000000000003 */
+        TM_PG_WAL_PARTIAL,     /* 000000010000000000000003.partial */
+        TM_PG_WAL_BACKUP,      /* 000000010000000000000003.00000028.backup */
+        TM_PG_WAL_HISTORY,     /* 00000002.history */
+};
+
+struct tm_pg_walname {
+        enum tm_pg_walkind kind;
+        uint32_t tli;
+        uint32_t log, seg; /* the two halves of the segment number (not history) */
+};
+
+/**
+ * tm_pg_walname_parse() - classify a file name from pg_wal (no directory).
+ * Returns 0 and fills *ret, or -EINVAL (not a name PostgreSQL archives;
+ * timeline 0 is invalid too).
+ * Thread-safety: pure.
+ */
+int tm_pg_walname_parse(const char *name, struct tm_pg_walname *ret);
+
+/* ---- WAL page headers ---- */
+
+#define TM_PG_WAL_LONG_HEADER_LEN 40
+
+/* XLogLongPageHeaderData, the header of a segment's first page. */
+struct tm_pg_walhdr {
+        uint16_t magic;
+        uint16_t info;
+        uint32_t tli;
+        uint64_t pageaddr;
+        uint64_t sysid;
+        uint32_t seg_size;
+        uint32_t blcksz;
+        int pg_version; /* major version the magic belongs to (13..17) */
+};
+
+/**
+ * tm_pg_walhdr_parse() - parse and validate the long page header at the start
+ * of a WAL segment (n bytes available, little-endian host layout as written
+ * by PostgreSQL on x86-64/arm64). Checks: a known magic, the long-header
+ * flag, a segment size that is a power of two from 1 MiB to 1 GiB, a page
+ * size that is a power of two from 1 KiB to 64 KiB, a page address on a
+ * segment boundary, and a non-zero timeline.
+ * Returns 0, or -EBADMSG (too short or invalid; *ret untouched).
+ * Thread-safety: pure.
+ */
+int tm_pg_walhdr_parse(const void *p, size_t n, struct tm_pg_walhdr *ret);
+
+/**
+ * tm_pg_wal_validate() - check that a segment file's contents agree with its
+ * name: header valid, file_size equal to the header's segment size, the
+ * header's page address the one the name encodes, the header's timeline at
+ * most the name's (the first segment of a new timeline begins with pages of
+ * the old one). For names that
+ * are not segments (history, backup, partial) only the name is checked.
+ * Returns 0, -EINVAL (name), -EBADMSG (contents; logged with the reason).
+ * Thread-safety: pure.
+ */
+int tm_pg_wal_validate(const char *name, const void *head, size_t n, uint64_t file_size);
+
+/* ---- tar (ustar, as BASE_BACKUP writes it) ---- */
+
+#define TM_PG_TAR_NAME_MAX 256
+
+struct tm_pg_tar_entry {
+        char name[TM_PG_TAR_NAME_MAX + 1]; /* relative, validated, no trailing '/' */
+        char linkname[101];                /* symlinks */
+        char type;                         /* '0' file, '5' directory, '2' symlink */
+        uint32_t mode;                     /* permission bits */
+        uint32_t uid, gid;
+        uint64_t size; /* data bytes (files) */
+        int64_t mtime; /* seconds */
+};
+
+/* Callbacks: a header, then the member's data in pieces, then the end of the
+ * member (also for empty files, directories and symlinks). Returning a
+ * negative errno stops the parser, which returns it. */
+struct tm_pg_tar_ops {
+        int (*entry)(const struct tm_pg_tar_entry *e, void *userdata);
+        int (*data)(const void *p, size_t n, void *userdata);
+        int (*end)(void *userdata);
+};
+
+/* A streaming parser: feed it bytes as they arrive, in any slicing. */
+struct tm_pg_tar {
+        const struct tm_pg_tar_ops *ops;
+        void *userdata;
+        uint8_t hdr[512];
+        size_t hdr_fill;
+        uint64_t data_left; /* of the current member */
+        uint32_t pad_left;  /* padding to the next 512-byte boundary */
+        int in_member;
+        int zero_blocks; /* consecutive all-zero headers: two end the archive */
+        int failed;
+        uint64_t members;
+};
+
+/* Start a parser (no allocation; nothing to dispose). */
+void tm_pg_tar_init(struct tm_pg_tar *t, const struct tm_pg_tar_ops *ops, void *userdata);
+/**
+ * tm_pg_tar_feed() - parse n more bytes. Headers are verified (checksum,
+ * octal or base-256 numbers, names without "..", "." or empty components,
+ * not absolute, at most TM_PG_TAR_NAME_MAX bytes); types other than regular
+ * files, directories and symlinks are refused, pax headers included.
+ * Returns 0, -EBADMSG (malformed archive), or a callback's error; after an
+ * error every later call fails the same way.
+ * Thread-safety: one thread per parser.
+ */
+int tm_pg_tar_feed(struct tm_pg_tar *t, const void *p, size_t n);
+/**
+ * tm_pg_tar_finish() - the stream ended: fine between members (PostgreSQL's
+ * server-side tar has no trailing zero blocks), -EBADMSG inside one.
+ */
+int tm_pg_tar_finish(struct tm_pg_tar *t);
+
+/* ---- WAL archive ---- */
+
+/* The component that holds a database component's WAL: "<component>-wal"
+ * into out. Returns 0 or -ENAMETOOLONG. */
+int tm_pg_wal_component(const char *component, char *out, size_t n);
+
+/**
+ * tm_pg_wal_push() - archive_command: store the file at path (name = its
+ * basename) as one snapshot of the WAL component of `component`. Segments
+ * are validated first (tm_pg_wal_validate). If the same name is already
+ * archived with identical contents, nothing is written and 0 is returned
+ * (PostgreSQL retries after a crash); with different contents -EEXIST.
+ * Crash-safe by construction: the snapshot (the WAL file's index entry) is
+ * written after its packs and index.
+ * Returns 0, -EINVAL, -EBADMSG, -EEXIST, -errno. Logs the reason.
+ */
+int tm_pg_wal_push(tm_repo *repo, const char *component, const char *path);
+
+/**
+ * tm_pg_wal_fetch() - restore_command: write archived file `name` to dest
+ * (through a temporary name in dest's directory, renamed when complete).
+ * Returns 0, -ENOENT (not archived: quietly, PostgreSQL probes for files
+ * that do not exist), -EINVAL (a name PostgreSQL does not archive), -errno.
+ */
+int tm_pg_wal_fetch(tm_repo *repo, const char *component, const char *name, const char *dest);
+
+/* ---- base backups ---- */
+
+struct tm_pg_backup_opts {
+        const char *conninfo;  /* libpq connection string; replication=true is added */
+        const char *component; /* "database" if NULL */
+        const char *label;     /* backup label ("tidemark" if NULL) */
+        const char *staging;   /* parent directory for the staging dir; NULL: $TMPDIR or /var/tmp */
+        const char *const *tags;
+        size_t n_tags;
+        const char *host; /* NULL: gethostname() */
+        tm_progress_fn progress;
+        void *userdata;
+};
+
+/**
+ * tm_pg_backup_run() - take a base backup (BASE_BACKUP with LABEL, fast
+ * checkpoint, WAL false, wait for the WAL to be archived), write its tar
+ * stream into a private staging directory, back that directory up as a
+ * snapshot of the component (strategy "full", time = the end of the base
+ * backup) whose extra_json is {"postgres":{"backup_label", "start_lsn",
+ * "stop_lsn", "timeline", "system_identifier", "server_version",
+ * "start_time", "wal_segment_size"}}; files under base/ and global/ (the
+ * relation files) are cut on fixed 64 KiB blocks, the rest by content, and remove the staging
+ * directory. Only the main tablespace is supported for now (-ENOTSUP otherwise). ret gets the
+ * committed snapshot (caller disposes). Returns 0, -ECONNREFUSED (cannot connect; the server's
+ * message is logged), -EPROTO (the server refused or broke the protocol; logged), -EBADMSG (bad tar
+ * stream), -ENOTSUP, -errno.
+ */
+int tm_pg_backup_run(tm_repo *repo, const struct tm_pg_backup_opts *opts, struct tm_snapshot *ret);
+
+/* ---- point-in-time restore ---- */
+
+/* Is this snapshot a PostgreSQL base backup (extra_json has "postgres")? 1/0. */
+int tm_pg_snapshot_is_base_backup(const struct tm_snapshot *s);
+
+/**
+ * tm_pg_window() - the recoverable window of a database component: from the
+ * end of its oldest base backup to the archive time of its newest archived
+ * WAL file (an upper bound: commits are not read from the WAL yet). When
+ * there is no base backup -ENOENT; when no WAL is archived latest ==
+ * earliest.
+ */
+int tm_pg_window(tm_repo *repo, const char *component, int64_t *ret_earliest, int64_t *ret_latest);
+
+/**
+ * tm_pg_wal_continuous() - is the archived WAL of component continuous from
+ * base backup `base` (its extra.postgres start_lsn and wal_segment_size;
+ * 16 MiB when absent) up to and including the first segment archived after
+ * target_ns? Segments are matched by number on any timeline. On a gap,
+ * ret_missing gets the first missing segment's name (on the base backup's
+ * timeline) and *ret_until the archive time of the last segment before it
+ * (the base backup's time if none).
+ * Returns 0 (continuous), -ENODATA (a gap), -ERANGE (no segment archived
+ * after target yet), -EBADMSG (base has no usable start_lsn), -errno.
+ */
+int tm_pg_wal_continuous(tm_repo *repo, const char *component, const struct tm_snapshot *base,
+                         int64_t target_ns, char *ret_missing, size_t n, int64_t *ret_until);
+
+/**
+ * tm_pg_recovery_write() - make a restored PGDATA recover to target_ns:
+ * create recovery.signal and append to postgresql.auto.conf restore_command,
+ * recovery_target_time (UTC, microseconds), recovery_target_action =
+ * 'promote' and recovery_target_timeline = 'latest'. target_ns 0: no target
+ * time (recover to the end of the archived WAL). Single quotes in
+ * restore_command are doubled. The new files get the PGDATA's owner. Returns 0, -EINVAL, -errno.
+ */
+int tm_pg_recovery_write(const char *pgdata, const char *restore_command, int64_t target_ns);
+
+/* Format an instant the way PostgreSQL reads it: "2025-01-07 10:00:00.123456+00"
+ * (truncated to microseconds) into out (>= 32 bytes). */
+void tm_pg_time_format(int64_t ns, char *out, size_t n);
