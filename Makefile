@@ -10,7 +10,7 @@ CMAKE_FLAGS ?=
 all: build
 
 deps:
-	@scripts/deps.sh
+	@bash scripts/deps.sh
 
 $(BUILD)/CMakeCache.txt:
 	cmake -S . -B $(BUILD) -DTM_WERROR=ON $(CMAKE_FLAGS)
@@ -25,7 +25,7 @@ unit: build
 	cd $(BUILD) && ctest --output-on-failure -L unit -j $(JOBS)
 
 demo: deps build
-	scripts/demo.sh $(BUILD)/bin
+	bash scripts/demo.sh $(BUILD)/bin
 
 $(ASAN_BUILD)/CMakeCache.txt:
 	CC=clang cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DTM_WERROR=ON \
