@@ -543,6 +543,11 @@ static int api_components(struct tm_http_req *rq, json_t *body, json_t **ret)
                         json_object_set_new(sch, tm_strategy_name((enum tm_strategy)s),
                                             json_pack("{s:s}", "next_run", t));
                 }
+                if (cc->continuous)
+                        json_object_set_new(sch, "continuous",
+                                            json_pack("{s:I}", "interval_seconds",
+                                                      (json_int_t)(cc->continuous_interval_ns /
+                                                                   TM_NSEC_PER_SEC)));
                 json_array_append_new(
                         list,
                         json_pack("{s:s, s:s, s:s, s:o, s:{s:i, s:i, s:i, s:i, s:i, s:i}}", "name",

@@ -14,6 +14,8 @@
 #include <tidemark/metrics.h>
 #include <tidemark/repo.h>
 
+struct bkd_watcher;
+
 #define BKD_QUEUE_MAX    1000
 #define BKD_MAX_ATTEMPTS 3
 
@@ -54,6 +56,10 @@ struct bkd {
         int64_t sched_tick; /* last time the scheduler looked (mono ns) */
         int64_t (*next_run)[TM_STRATEGY_COUNT];
         int64_t next_retention;
+
+        /* one thread per component with schedule.continuous (jobs.c) */
+        struct bkd_watcher *watchers;
+        size_t n_watchers;
 
         /* cached storage figures for /metrics and /health */
         pthread_mutex_t stats_lock;

@@ -7,6 +7,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <libgen.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +20,7 @@
 #include <tidemark/ops.h>
 #include <tidemark/time.h>
 #include <tidemark/tree.h>
+#include <tidemark/watch.h>
 
 #include "bkd.h"
 
@@ -44,8 +46,12 @@ int bkd_repo_sync(struct bkd *b, int force)
         int r;
 
         snprintf(path, sizeof(path), "%s/snapshots", b->repo_location);
-        if (stat(path, &st) < 0)
-                return -errno;
+        if (stat(path, &st) < 0) {
+                if (errno != ENOENT)
+                        return -errno;
+                /* a new repository has no snapshots/ until its first one */
+                return force ? tm_repo_refresh(b->repo) : 0;
+        }
         if (!force && st.st_mtim.tv_sec == b->synced_mtime.tv_sec &&
             st.st_mtim.tv_nsec == b->synced_mtime.tv_nsec)
                 return 0;
@@ -157,8 +163,12 @@ void bkd_metrics_refresh(struct bkd *b)
                         const char *tier = tm_tier_name(cc->tier);
                         int64_t last = 0;
 
-                        for (int s = 0; s < TM_STRATEGY_COUNT; s++) {
-                                const char *strat = tm_strategy_name((enum tm_strategy)s);
+                        /* the last pass is the continuous strategy, which has no
+                         * slot in the schedule table */
+                        for (int s = 0; s <= TM_STRATEGY_COUNT; s++) {
+                                const char *strat = s < TM_STRATEGY_COUNT
+                                                            ? tm_strategy_name((enum tm_strategy)s)
+                                                            : "continuous";
                                 unsigned ok = 0, all = 0;
 
                                 for (size_t i = 0; i < n; i++) {
@@ -829,6 +839,162 @@ static void *scheduler(void *arg)
         return NULL;
 }
 
+/* ---- continuous backups ---- */
+
+struct bkd_watcher {
+        struct bkd *b;
+        const struct tm_component_conf *cc;
+        tm_watch *w;
+        pthread_t thread;
+        int started;
+};
+
+#define NSEC_PER_MSEC 1000000LL
+
+static int is_stopping(struct bkd *b)
+{
+        int s;
+
+        pthread_mutex_lock(&b->qlock);
+        s = b->stopping;
+        pthread_mutex_unlock(&b->qlock);
+        return s;
+}
+
+/*
+ * Watch a component's tree and queue a "continuous" backup when something
+ * changed and the last one started at least continuous_interval ago. The
+ * changes are taken before the job is queued, so whatever changes while it
+ * runs makes the next one due. A component with a backup queued or running
+ * (whatever started it) waits: jobs of one component never overlap.
+ */
+static void *watcher(void *arg)
+{
+        struct bkd_watcher *bw = arg;
+        struct bkd *b = bw->b;
+        const struct tm_component_conf *cc = bw->cc;
+        const int64_t iv = cc->continuous_interval_ns;
+        int64_t last_take = 0;
+        int owed = 0; /* changes taken for a job that could not be queued */
+
+        while (!is_stopping(b)) {
+                int64_t now = tm_time_mono(), at = tm_watch_due_at(bw->w, iv);
+                struct tm_job job = { 0 };
+                uint64_t changes;
+                int timeout = 250, r;
+
+                if (owed && (at < 0 || at > last_take + iv))
+                        at = last_take + iv;
+                if (at > now && at - now < 250 * NSEC_PER_MSEC)
+                        timeout = (int)((at - now) / NSEC_PER_MSEC) + 1;
+                r = tm_watch_process(bw->w, timeout, NULL, NULL);
+                if (r < 0 && r != -EINTR) {
+                        tm_log_errno(TM_LOG_ERR, r, "component '%s': watching failed", cc->name);
+                        sleep(1);
+                        continue;
+                }
+                now = tm_time_mono();
+                if (!tm_watch_due(bw->w, now, iv) && !(owed && now >= last_take + iv))
+                        continue;
+                if (component_busy(b, cc->name)) {
+                        /* check again in a second, reading events meanwhile */
+                        (void)tm_watch_process(bw->w, 1000, NULL, NULL);
+                        continue;
+                }
+                changes = tm_watch_pending(bw->w);
+                tm_watch_take(bw->w, now);
+                last_take = now;
+                snprintf(job.kind, sizeof(job.kind), "backup");
+                snprintf(job.component, sizeof(job.component), "%s", cc->name);
+                snprintf(job.strategy, sizeof(job.strategy), "continuous");
+                snprintf(job.trigger, sizeof(job.trigger), "continuous");
+                r = bkd_jobs_enqueue(b, &job);
+                owed = r < 0 && r != -ECANCELED;
+                if (r < 0 && r != -ECANCELED)
+                        tm_log_errno(TM_LOG_WARN, r,
+                                     "component '%s': cannot queue a continuous backup", cc->name);
+                else if (r >= 0)
+                        tm_log(TM_LOG_INFO,
+                               "component '%s': %llu change(s): continuous backup queued as job "
+                               "%llu",
+                               cc->name, (unsigned long long)changes, (unsigned long long)job.id);
+        }
+        return NULL;
+}
+
+/* Paths the daemon itself writes: a change there must not cut a snapshot
+ * (a repository inside a watched tree would otherwise feed itself). */
+static size_t own_paths(struct bkd *b, char state[4200], const char *out[5])
+{
+        const char *cand[4] = { b->repo_location, b->cfg->catalog, b->cfg->audit_log,
+                                b->cfg->access_log };
+        size_t n = 0;
+
+        snprintf(state, 4200, "%s", b->job_catalog);
+        out[n++] = dirname(state);
+        for (size_t i = 0; i < TM_ARRAY_SIZE(cand); i++)
+                if (cand[i] && cand[i][0] == '/')
+                        out[n++] = cand[i];
+        return n;
+}
+
+static int watchers_start(struct bkd *b)
+{
+        char state[4200];
+        const char *ign[5];
+        size_t n_ign = own_paths(b, state, ign), n = 0;
+        int r;
+
+        for (size_t c = 0; c < b->cfg->n_components; c++)
+                n += b->cfg->components[c].continuous;
+        if (!n)
+                return 0;
+        b->watchers = calloc(n, sizeof(*b->watchers));
+        if (!b->watchers)
+                return -ENOMEM;
+        for (size_t c = 0; c < b->cfg->n_components; c++) {
+                const struct tm_component_conf *cc = &b->cfg->components[c];
+                struct bkd_watcher *bw = &b->watchers[b->n_watchers];
+                struct tm_watch_opts o = { (const char *const *)cc->paths, cc->n_paths, ign,
+                                           n_ign };
+
+                if (!cc->continuous)
+                        continue;
+                bw->b = b;
+                bw->cc = cc;
+                b->n_watchers++;
+                r = tm_watch_new(&o, &bw->w);
+                if (r < 0)
+                        return tm_log_errno(TM_LOG_ERR, r,
+                                            "component '%s': cannot watch its paths for "
+                                            "continuous backups",
+                                            cc->name);
+                /* logged before the thread owns the watch */
+                tm_log(TM_LOG_INFO,
+                       "component '%s': continuous backups, at most one every %llu s "
+                       "(%zu watches)",
+                       cc->name, (unsigned long long)(cc->continuous_interval_ns / TM_NSEC_PER_SEC),
+                       tm_watch_count(bw->w));
+                r = -pthread_create(&bw->thread, NULL, watcher, bw);
+                if (r < 0)
+                        return r;
+                bw->started = 1;
+        }
+        return 0;
+}
+
+static void watchers_stop(struct bkd *b)
+{
+        for (size_t i = 0; i < b->n_watchers; i++) {
+                if (b->watchers[i].started)
+                        pthread_join(b->watchers[i].thread, NULL);
+                tm_watch_free(b->watchers[i].w);
+        }
+        free(b->watchers);
+        b->watchers = NULL;
+        b->n_watchers = 0;
+}
+
 int bkd_jobs_start(struct bkd *b)
 {
         int64_t now = tm_time_now();
@@ -860,7 +1026,7 @@ int bkd_jobs_start(struct bkd *b)
         if (r < 0)
                 return r;
         b->sched_started = 1;
-        return 0;
+        return watchers_start(b);
 }
 
 int bkd_jobs_stop(struct bkd *b, int timeout_s)
@@ -882,6 +1048,7 @@ int bkd_jobs_stop(struct bkd *b, int timeout_s)
         if (b->sched_started)
                 pthread_join(b->sched, NULL);
         b->sched_started = 0;
+        watchers_stop(b);
         if (r == 0) {
                 for (int i = 0; i < b->n_workers; i++)
                         pthread_join(b->workers[i], NULL);

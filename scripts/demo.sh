@@ -1,10 +1,15 @@
 #!/usr/bin/env bash
 # The main job on the embedded default: a local repository and SQLite catalog
 # under ./demo/. Backs up a sample tree, changes it, backs it up again, then
-# shows the snapshots, what changed, a restore and a verification, and ends
-# with the time-travel filesystem mounted at ./demo/mnt: it stays mounted until
-# Ctrl-C (or SIGTERM), then unmounts. With DEMO_NO_WAIT=1, or when stdin is
-# not a terminal, it unmounts right after showing the mount.
+# shows the snapshots, what changed, a restore and a verification. Then it
+# runs tidemark-backupd on the same repository (with ./demo/tidemark.conf,
+# which it writes) on 127.0.0.1 and a free port that it prints, triggers a
+# backup through the API exactly as the spec's curl does, shows the status
+# and the backups, and lets a continuous backup catch a change. It ends with
+# the time-travel filesystem mounted at ./demo/mnt: the mount and the daemon
+# stay up until Ctrl-C (or SIGTERM), then the mount goes and the daemon gets
+# SIGTERM. With DEMO_NO_WAIT=1, or when stdin is not a terminal, both stop
+# right after showing the mount.
 set -euo pipefail
 BIN=${1:-build/bin}
 TM="$BIN/tidemark"
@@ -28,8 +33,21 @@ unmount() {
     FS_PID=
   fi
 }
-trap unmount EXIT
-trap 'echo; unmount; echo "unmounted ${MNT#"$PWD"/}"; exit 0' INT TERM
+# tidemark-backupd by PID, stopped the way an operator would: SIGTERM lets a
+# running job finish. (A Ctrl-C in the terminal reaches it too: it stops the
+# same way on SIGINT.)
+BKD_PID=
+stop_backupd() {
+  if [ -n "$BKD_PID" ]; then
+    how=
+    kill -TERM "$BKD_PID" 2>/dev/null && how=" (SIGTERM)"
+    wait "$BKD_PID" 2>/dev/null || true
+    BKD_PID=
+    echo "tidemark-backupd stopped$how"
+  fi
+}
+trap 'unmount; stop_backupd' EXIT
+trap 'echo; unmount; echo "unmounted ${MNT#"$PWD"/}"; stop_backupd; exit 0' INT TERM
 
 # a mount left over from an earlier demo would stop rm -rf
 if mountpoint -q "$MNT" 2>/dev/null; then
@@ -100,6 +118,83 @@ run "$TM" check --read-data
 say "statistics"
 run "$TM" stats
 
+say "tidemark-backupd: the backup orchestrator on the same repository"
+BKD="$BIN/tidemark-backupd"
+CONF="$DEMO/tidemark.conf"
+PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+URL="http://127.0.0.1:$PORT"
+cat > "$CONF" <<CONF
+# written by scripts/demo.sh: see contrib/tidemark.conf and docs/configuration.md
+[repository]
+location = $TIDEMARK_REPOSITORY
+password_file = $TIDEMARK_PASSWORD_FILE
+catalog = $TIDEMARK_CATALOG
+
+[server]
+listen = 127.0.0.1:$PORT
+state_dir = $DEMO/backupd-state
+access_log = $DEMO/backupd-access.log
+
+[component.plugins]
+type = files
+paths = $SRC
+tier = high
+keep_last = 10
+# the spec's defaults: full weekly, differential daily, incremental every 4h;
+# and a snapshot at most every 2 s while something changes
+schedule.continuous = on
+continuous_interval = 2s
+CONF
+echo "${CONF#"$PWD"/}:"
+sed 's/^/    /' "$CONF"
+printf '$ %s\n' "$BKD -c ${CONF#"$PWD"/} --port-file ${DEMO#"$PWD"/}/backupd.port 2>${DEMO#"$PWD"/}/backupd.log &"
+"$BKD" -c "$CONF" --port-file "$DEMO/backupd.port" </dev/null 2>>"$DEMO/backupd.log" &
+BKD_PID=$!
+for _ in $(seq 100); do
+  [ -s "$DEMO/backupd.port" ] && break
+  kill -0 "$BKD_PID" 2>/dev/null || { BKD_PID=; tail -n 5 "$DEMO/backupd.log" >&2; echo "tidemark-backupd failed to start" >&2; exit 1; }
+  sleep 0.1
+done
+[ -s "$DEMO/backupd.port" ] || { echo "tidemark-backupd did not listen in 10 s" >&2; exit 1; }
+PORT=$(cat "$DEMO/backupd.port")
+URL="http://127.0.0.1:$PORT"
+echo "tidemark-backupd (pid $BKD_PID) serves $URL  (API documentation: $URL/docs, log: ${DEMO#"$PWD"/}/backupd.log)"
+
+# jobs queued or running now
+busy() { curl -s "$URL/api/v1/backups/status" | python3 -c 'import json,sys; d = json.load(sys.stdin); print(len(d["running"]) + len(d["queued"]))'; }
+backup_count() { curl -s "$URL/api/v1/backups" | python3 -c 'import json,sys; print(json.load(sys.stdin)["count"])'; }
+wait_idle() {
+  for _ in $(seq 300); do [ "$(busy)" = 0 ] && return 0; sleep 0.2; done
+  echo "the daemon's jobs did not finish in 60 s" >&2; exit 1
+}
+
+say "trigger a backup through the API (the spec's curl)"
+printf '$ %s\n' "curl -X POST $URL/api/v1/backup -H \"Content-Type: application/json\" -d '{\"strategy\": \"full\", \"components\": [\"plugins\"]}'"
+curl -X POST "$URL/api/v1/backup" -H "Content-Type: application/json" -d '{"strategy": "full", "components": ["plugins"]}'
+echo
+wait_idle
+
+say "running and recent jobs"
+printf '$ %s\n' "curl -s $URL/api/v1/backups/status | python3 -m json.tool"
+curl -s "$URL/api/v1/backups/status" | python3 -m json.tool
+
+say "a change while the daemon watches: a continuous backup follows within seconds"
+BEFORE=$(backup_count)
+printf '$ %s\n' "printf 'name = auth\\nversion = 2.1\\n' > ${SRC#"$PWD"/}/auth/conf/plugin.toml"
+printf 'name = auth\nversion = 2.1\n' > "$SRC/auth/conf/plugin.toml"
+for _ in $(seq 100); do [ "$(backup_count)" -gt "$BEFORE" ] && break; sleep 0.1; done
+[ "$(backup_count)" -gt "$BEFORE" ] || { echo "no continuous backup after 10 s" >&2; exit 1; }
+wait_idle
+
+say "the backups, newest first"
+printf '$ %s\n' "curl -s $URL/api/v1/backups  # summarised:"
+curl -s "$URL/api/v1/backups" | python3 -c '
+import json, sys
+d = json.load(sys.stdin)
+print("%d backups" % d["count"])
+for b in d["backups"]:
+    print("  %-40s %-10s %-13s %s" % (b["name"], b["component"], b["strategy"], b["time"]))'
+
 say "every instant as a directory: the time-travel filesystem at ${MNT#"$PWD"/}"
 mkdir -p "$MNT"
 printf '$ %s\n' "$TM mount ${MNT#"$PWD"/} -f &"
@@ -124,9 +219,11 @@ say "done: repository in $TIDEMARK_REPOSITORY, catalog in $TIDEMARK_CATALOG"
 if [ "${DEMO_NO_WAIT:-0}" = 1 ] || [ ! -t 0 ]; then
   unmount
   echo "unmounted $M"
+  stop_backupd
   exit 0
 fi
 echo "the repository stays mounted at $M (try: ls $M/latest/plugins, ls $M/.history/plugins);"
+echo "tidemark-backupd keeps serving $URL (try: curl $URL/api/v1/backups/status);"
 echo "press Ctrl-C to unmount and stop"
 # wait returns early on a signal; the INT/TERM trap unmounts and exits
 while kill -0 "$FS_PID" 2>/dev/null; do wait "$FS_PID" || true; done

@@ -56,6 +56,11 @@ struct tm_component_conf {
         struct tm_schedule schedule[TM_STRATEGY_COUNT];
         struct tm_forget_policy keep;
         int line; /* its first key (inih reports keys, not section headers) */
+        /* schedule.continuous = on (files only): a snapshot with strategy
+         * "continuous" at most every continuous_interval_ns while something
+         * below the paths changes (inotify, see watch.h) */
+        int continuous;
+        int64_t continuous_interval_ns; /* continuous_interval; default 60 s */
 };
 
 struct tm_config {

@@ -581,13 +581,33 @@ static int on_component(struct loader *l, const char *k, const char *v)
                         }
                 return fail(l, "invalid tier '%s' (critical, high, standard, development)", v), 0;
         }
+        if (!strcmp(k, "schedule.continuous")) {
+                if (parse_bool(v, &cc->continuous) < 0 && strcmp(v, "none") && strcmp(v, "never"))
+                        return fail(l, "invalid schedule.continuous '%s' (on or off)", v), 0;
+                if (!strcmp(v, "none") || !strcmp(v, "never"))
+                        cc->continuous = 0;
+                return 0;
+        }
+        if (!strcmp(k, "continuous_interval")) {
+                char buf[80];
+                struct tm_schedule sc;
+
+                snprintf(buf, sizeof(buf), "every %s", v);
+                if (strlen(v) > 40 || tm_schedule_parse(buf, &sc) < 0 ||
+                    sc.every_ns > 86400 * TM_NSEC_PER_SEC)
+                        return fail(l, "invalid continuous_interval '%s' (N[s|m|h], from 1s to 1d)",
+                                    v),
+                               0;
+                cc->continuous_interval_ns = sc.every_ns;
+                return 0;
+        }
         if (!strncmp(k, "schedule.", 9)) {
                 enum tm_strategy s;
 
                 if (tm_strategy_parse(k + 9, &s) < 0)
                         return fail(l,
                                     "unknown key '%s' (schedule.full, schedule.differential, "
-                                    "schedule.incremental)",
+                                    "schedule.incremental, schedule.continuous)",
                                     k),
                                0;
                 if (!strcmp(v, "none") || !strcmp(v, "off") || !strcmp(v, "never")) {
@@ -662,6 +682,7 @@ static int start_component(struct loader *l, const char *name)
         tm_schedule_parse("every 4h", &cc->schedule[TM_STRATEGY_INCREMENTAL]);
         for (int i = 0; i < TM_STRATEGY_COUNT; i++)
                 cc->has_schedule[i] = 1;
+        cc->continuous_interval_ns = 60 * TM_NSEC_PER_SEC;
         l->cur = cc;
         return 0;
 }
@@ -745,6 +766,8 @@ static void validate(struct loader *l)
                 else if (cc->type == TM_COMPONENT_COMMAND && (!cc->command || cc->n_paths))
                         fail(l, "component '%s' of type command needs a command (and no paths)",
                              cc->name);
+                if (cc->continuous && cc->type != TM_COMPONENT_FILES && !l->failed)
+                        fail(l, "component '%s': schedule.continuous needs type files", cc->name);
                 for (size_t j = 0; j < cc->n_paths && !l->failed; j++)
                         if (cc->paths[j][0] != '/')
                                 fail(l, "component '%s': path '%s' is not absolute", cc->name,
