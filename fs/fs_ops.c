@@ -92,8 +92,12 @@ static void fs_op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info 
                 fs_dir_free(d); /* the opener was interrupted: no releasedir */
 }
 
-static void fs_op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
-                          struct fuse_file_info *fi)
+typedef int (*fs_readdir_fn)(struct fs *fs, fuse_req_t req, struct fs_dir *d, off_t off, char *buf,
+                             size_t size, size_t *ret_len);
+
+/* readdir and readdirplus differ only in the logic function they run. */
+static void reply_readdir(fuse_req_t req, size_t size, off_t off, struct fuse_file_info *fi,
+                          fs_readdir_fn fn)
 {
         struct fs_dir *d = (struct fs_dir *)(uintptr_t)fi->fh;
         size_t len = 0;
@@ -105,7 +109,7 @@ static void fs_op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off
                 fuse_reply_err(req, ENOMEM);
                 return;
         }
-        r = fs_do_readdir(fuse_req_userdata(req), req, d, off, buf, size, &len);
+        r = fn(fuse_req_userdata(req), req, d, off, buf, size, &len);
         if (r < 0)
                 fuse_reply_err(req, -r);
         else
@@ -113,25 +117,16 @@ static void fs_op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off
         free(buf);
 }
 
+static void fs_op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+                          struct fuse_file_info *fi)
+{
+        reply_readdir(req, size, off, fi, fs_do_readdir);
+}
+
 static void fs_op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
                               struct fuse_file_info *fi)
 {
-        struct fs_dir *d = (struct fs_dir *)(uintptr_t)fi->fh;
-        size_t len = 0;
-        char *buf;
-        int r;
-
-        buf = malloc(size ? size : 1);
-        if (!buf) {
-                fuse_reply_err(req, ENOMEM);
-                return;
-        }
-        r = fs_do_readdirplus(fuse_req_userdata(req), req, d, off, buf, size, &len);
-        if (r < 0)
-                fuse_reply_err(req, -r);
-        else
-                fuse_reply_buf(req, buf, len);
-        free(buf);
+        reply_readdir(req, size, off, fi, fs_do_readdirplus);
 }
 
 static void fs_op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
