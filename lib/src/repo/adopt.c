@@ -15,53 +15,58 @@ struct adopt_ctx {
         int err;
 };
 
+/* Read a pack's trailer with two ranged reads (tail, then trailer) and
+ * decode it. Returns 0 and a malloc'd array, -EBADMSG for a pack whose tail
+ * or trailer is damaged, or another negative errno. */
+static int read_trailer(tm_repo *repo, const char *name, uint64_t size, struct tm_pack_entry **ret,
+                        size_t *ret_n)
+{
+        tm_buf tail = TM_BUF_INIT(TM_PACK_TAIL_LEN), tr = TM_BUF_INIT(TM_PACK_TRAILER_MAX);
+        uint32_t tlen;
+        int r;
+
+        if (size < TM_PACK_TAIL_LEN)
+                return -EBADMSG;
+        r = tm_backend_get_range(repo->be, name, size - TM_PACK_TAIL_LEN, TM_PACK_TAIL_LEN, &tail);
+        if (r == 0)
+                r = tm_pack_tail_parse(tail.data, &tlen);
+        if (r == 0 && tlen > size - TM_PACK_TAIL_LEN)
+                r = -EBADMSG;
+        if (r == 0)
+                r = tm_backend_get_range(repo->be, name, size - TM_PACK_TAIL_LEN - tlen, tlen, &tr);
+        if (r == 0)
+                r = tm_pack_trailer_decode(&repo->key, tr.data, tr.len, size, ret, ret_n);
+        tm_buf_dispose(&tr);
+        tm_buf_dispose(&tail);
+        return r;
+}
+
 /* Read a pack's tail and trailer (two ranged reads) and add it to the index. */
 static int adopt_one(const char *name, uint64_t size, void *ud)
 {
         struct adopt_ctx *c = ud;
-        tm_repo *repo = c->repo;
-        tm_buf tail = TM_BUF_INIT(TM_PACK_TAIL_LEN), tr = TM_BUF_INIT(TM_PACK_TRAILER_MAX);
         struct tm_pack_entry *entries = NULL;
         const char *slash = strrchr(name, '/');
         size_t n = 0;
-        uint32_t tlen;
         tm_id pack_id;
         int r;
 
         if (!slash || tm_id_parse(slash + 1, &pack_id) < 0)
                 return 0; /* not a pack name: ignore */
-        r = tm_catalog_pack_has(repo->cat, &pack_id);
+        r = tm_catalog_pack_has(c->repo->cat, &pack_id);
         if (r != 0)
                 return r < 0 ? r : 0;
-        if (size < TM_PACK_TAIL_LEN) {
-                tm_log(TM_LOG_WARN, "pack '%s' is too short to be a pack, ignored", name);
+        r = read_trailer(c->repo, name, size, &entries, &n);
+        if (r < 0) {
+                /* a damaged orphan is check's business; adoption just skips it */
+                tm_log(TM_LOG_WARN, "pack '%s' has no index and an unreadable trailer, ignored",
+                       name);
                 return 0;
         }
-        r = tm_backend_get_range(repo->be, name, size - TM_PACK_TAIL_LEN, TM_PACK_TAIL_LEN, &tail);
-        if (r < 0)
-                goto bad;
-        r = tm_pack_tail_parse(tail.data, &tlen);
-        if (r < 0 || tlen > size - TM_PACK_TAIL_LEN)
-                goto bad;
-        r = tm_backend_get_range(repo->be, name, size - TM_PACK_TAIL_LEN - tlen, tlen, &tr);
-        if (r < 0)
-                goto bad;
-        r = tm_pack_trailer_decode(&repo->key, tr.data, tr.len, size, &entries, &n);
-        if (r < 0)
-                goto bad;
         r = tm_index_add_pack(&c->idx, &pack_id, size, entries, n);
-        if (r < 0)
-                goto out;
-        c->n++;
-        goto out;
-bad:
-        /* a damaged orphan is check's business; adoption just skips it */
-        tm_log(TM_LOG_WARN, "pack '%s' has no index and an unreadable trailer, ignored", name);
-        r = 0;
-out:
+        if (r == 0)
+                c->n++;
         free(entries);
-        tm_buf_dispose(&tr);
-        tm_buf_dispose(&tail);
         return r;
 }
 
@@ -94,42 +99,24 @@ struct rebuild_ctx {
 static int rebuild_one(const char *name, uint64_t size, void *ud)
 {
         struct rebuild_ctx *c = ud;
-        tm_buf tail = TM_BUF_INIT(TM_PACK_TAIL_LEN), tr = TM_BUF_INIT(TM_PACK_TRAILER_MAX);
         struct tm_pack_entry *entries = NULL;
         const char *slash = strrchr(name, '/');
         size_t n = 0;
-        uint32_t tlen;
         tm_id pack_id;
         int r;
 
         if (!slash || tm_id_parse(slash + 1, &pack_id) < 0)
                 return 0;
-        r = size < TM_PACK_TAIL_LEN
-                    ? -EBADMSG
-                    : tm_backend_get_range(c->repo->be, name, size - TM_PACK_TAIL_LEN,
-                                           TM_PACK_TAIL_LEN, &tail);
-        if (r == 0)
-                r = tm_pack_tail_parse(tail.data, &tlen);
-        if (r == 0 && tlen > size - TM_PACK_TAIL_LEN)
-                r = -EBADMSG;
-        if (r == 0)
-                r = tm_backend_get_range(c->repo->be, name, size - TM_PACK_TAIL_LEN - tlen, tlen,
-                                         &tr);
-        if (r == 0)
-                r = tm_pack_trailer_decode(&c->repo->key, tr.data, tr.len, size, &entries, &n);
+        r = read_trailer(c->repo, name, size, &entries, &n);
         if (r < 0) {
                 tm_log_errno(TM_LOG_ERR, r, "pack '%s' has an unreadable trailer, left out", name);
                 c->bad++;
-                r = 0;
-                goto out;
+                return 0;
         }
         r = tm_index_add_pack(&c->idx, &pack_id, size, entries, n);
         if (r == 0)
                 c->n++;
-out:
         free(entries);
-        tm_buf_dispose(&tr);
-        tm_buf_dispose(&tail);
         return r;
 }
 
