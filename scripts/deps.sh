@@ -5,7 +5,7 @@ set -euo pipefail
 PKGS=(build-essential cmake pkg-config clang libclang-rt-14-dev libfuse3-dev fuse3 libpq-dev
       libcurl4-openssl-dev libssl-dev libzstd-dev libsqlite3-dev libmicrohttpd-dev libjansson-dev
       libcmocka-dev libargon2-dev libinih-dev sqlite3 attr acl util-linux procps psmisc xxd
-      python3 curl openssl prometheus nodejs npm postgresql)
+      python3 curl openssl prometheus nodejs npm postgresql pgbouncer python3-aiosmtpd yamllint)
 missing=()
 for p in "${PKGS[@]}"; do
   # A machine may carry Node.js from another packaging (with npm built in,
