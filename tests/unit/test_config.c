@@ -263,6 +263,63 @@ static void test_names(void **state)
 }
 
 /* The commented example we ship must load. */
+static void test_raw_sections(void **state)
+{
+        const char *text = "[repository]\nlocation = /r\n"
+                           "[tier.warm]\nlocation = s3:https://h/b/w\nage = 7d\nage = 8d\n"
+                           "[replica]\nlocation = /replica\n";
+        const struct tm_config_section *s;
+        struct tm_config *c = NULL;
+        char err[512];
+        int64_t ns;
+        uint64_t sz;
+        int b;
+
+        (void)state;
+        assert_int_equal(tm_config_load(write_conf(text), &c, err, sizeof(err)), 0);
+        assert_int_equal(c->n_sections, 2);
+        s = tm_config_section(c, "tier.warm");
+        assert_non_null(s);
+        assert_int_equal(s->line, 4);
+        assert_string_equal(tm_config_section_get(s, "location"), "s3:https://h/b/w");
+        assert_string_equal(tm_config_section_get(s, "age"), "8d"); /* the last one wins */
+        assert_null(tm_config_section_get(s, "class"));
+        assert_null(tm_config_section(c, "tier.cold"));
+        assert_non_null(tm_config_section(c, "replica"));
+        assert_int_equal(tm_config_section_error(c, s, "age", err, sizeof(err), "bad %s", "age"),
+                         -EINVAL);
+        assert_non_null(strstr(err, ":6: bad age"));
+        assert_int_equal(tm_config_section_error(c, s, NULL, err, sizeof(err), "x"), -EINVAL);
+        assert_non_null(strstr(err, ":4: x"));
+        tm_config_free(c);
+
+        /* a raw section may not repeat; an unknown one is still refused */
+        assert_int_equal(tm_config_load(write_conf("[replica]\na = 1\n[replica]\na = 2\n"), &c,
+                                        err, sizeof(err)),
+                         -EINVAL);
+        assert_non_null(strstr(err, "appears twice"));
+        assert_int_equal(tm_config_load(write_conf("[tier.]\na = 1\n"), &c, err, sizeof(err)),
+                         -EINVAL);
+        assert_non_null(strstr(err, "unknown section [tier.]"));
+
+        assert_int_equal(tm_config_parse_duration("90d", &ns), 0);
+        assert_true(ns == 90LL * 86400 * TM_NSEC_PER_SEC);
+        assert_int_equal(tm_config_parse_duration("250ms", &ns), 0);
+        assert_true(ns == 250000000LL);
+        assert_int_equal(tm_config_parse_duration("7y", &ns), 0);
+        assert_true(ns == 7LL * 365 * 86400 * TM_NSEC_PER_SEC);
+        assert_int_equal(tm_config_parse_duration("5", &ns), -EINVAL);
+        assert_int_equal(tm_config_parse_duration("-5s", &ns), -EINVAL);
+        assert_int_equal(tm_config_parse_duration("5 s", &ns), -EINVAL);
+        assert_int_equal(tm_config_parse_duration("99999999999999999y", &ns), -EINVAL);
+        assert_int_equal(tm_config_parse_size("2GiB", &sz), 0);
+        assert_true(sz == 2ull << 30);
+        assert_int_equal(tm_config_parse_size("2X", &sz), -EINVAL);
+        assert_int_equal(tm_config_parse_bool("on", &b), 0);
+        assert_int_equal(b, 1);
+        assert_int_equal(tm_config_parse_bool("maybe", &b), -EINVAL);
+}
+
 static void test_contrib_example(void **state)
 {
         const char *data = getenv("TM_TEST_DATA");
@@ -285,6 +342,7 @@ int main(void)
                 cmocka_unit_test(test_full_config), cmocka_unit_test(test_defaults),
                 cmocka_unit_test(test_bad_configs), cmocka_unit_test(test_schedules),
                 cmocka_unit_test(test_names),       cmocka_unit_test(test_contrib_example),
+                cmocka_unit_test(test_raw_sections),
         };
 
         return cmocka_run_group_tests(tests, setup, teardown);

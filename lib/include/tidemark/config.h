@@ -63,6 +63,25 @@ struct tm_component_conf {
         int64_t continuous_interval_ns; /* continuous_interval; default 60 s */
 };
 
+/*
+ * A section the core loader keeps raw for the module that owns it: [tier.*],
+ * [replica], the daemons' sites, checks, alerts, channels, runbooks... (the
+ * prefixes are listed in config.c). One file configures every program, and
+ * each program validates the sections it uses, naming FILE:LINE through
+ * tm_config_section_error().
+ */
+struct tm_config_kv {
+        char *key, *value;
+        int line;
+};
+
+struct tm_config_section {
+        char *name; /* e.g. "tier.warm" */
+        struct tm_config_kv *kv;
+        size_t n_kv;
+        int line; /* its first key */
+};
+
 struct tm_config {
         char *path;
         /* [repository] */
@@ -90,6 +109,9 @@ struct tm_config {
                 *slack_webhook_url;
         struct tm_component_conf *components;
         size_t n_components;
+        /* the sections other modules own, in file order (see below) */
+        struct tm_config_section *sections;
+        size_t n_sections;
 };
 
 /**
@@ -102,5 +124,21 @@ int tm_config_load(const char *path, struct tm_config **ret, char *err, size_t e
 void tm_config_free(struct tm_config *c);
 /* A component by name (borrowed until tm_config_free), or NULL. */
 const struct tm_component_conf *tm_config_component(const struct tm_config *c, const char *name);
+/* The section named exactly NAME, or NULL (borrowed). */
+const struct tm_config_section *tm_config_section(const struct tm_config *c, const char *name);
+/* The value of KEY in S (the last one if repeated), or NULL. */
+const char *tm_config_section_get(const struct tm_config_section *s, const char *key);
+/* "FILE:LINE: reason" into err for KEY of S (its first line when KEY is NULL
+ * or absent); returns -EINVAL. */
+int tm_config_section_error(const struct tm_config *c, const struct tm_config_section *s,
+                            const char *key, char *err, size_t errlen, const char *fmt, ...)
+        __attribute__((format(printf, 6, 7)));
+/* Value parsers shared by every section's owner; each returns 0 or -EINVAL.
+ * Sizes take K/M/G/T (binary, optional "iB"/"B"); booleans
+ * true/false/yes/no/on/off/1/0; durations an integer and a unit among
+ * ms, s, m, h, d, w, y (365 d), e.g. "90d". */
+int tm_config_parse_size(const char *v, uint64_t *ret);
+int tm_config_parse_bool(const char *v, int *ret);
+int tm_config_parse_duration(const char *v, int64_t *ret_ns);
 /* Hex SHA-256 of a token, the form [auth] stores (out: 65 bytes). */
 void tm_config_token_hash(const char *token, char out[65]);

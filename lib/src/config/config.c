@@ -227,6 +227,7 @@ struct loader {
         int long_line;
         struct tm_config *c;
         struct tm_component_conf *cur; /* the component section being read */
+        int cur_raw;                   /* the current section is kept raw */
         char cur_section[128];
         char *err;
         size_t errlen;
@@ -341,7 +342,7 @@ static int parse_uint(const char *v, unsigned long long max, unsigned long long 
         return 0;
 }
 
-static int parse_size(const char *v, uint64_t *ret)
+int tm_config_parse_size(const char *v, uint64_t *ret)
 {
         unsigned long long x, mul = 1;
         char *end;
@@ -379,7 +380,7 @@ static int parse_size(const char *v, uint64_t *ret)
         return 0;
 }
 
-static int parse_bool(const char *v, int *ret)
+int tm_config_parse_bool(const char *v, int *ret)
 {
         if (!strcmp(v, "true") || !strcmp(v, "yes") || !strcmp(v, "on") || !strcmp(v, "1"))
                 *ret = 1;
@@ -387,6 +388,94 @@ static int parse_bool(const char *v, int *ret)
                 *ret = 0;
         else
                 return -EINVAL;
+        return 0;
+}
+
+int tm_config_parse_duration(const char *v, int64_t *ret_ns)
+{
+        static const struct {
+                const char *unit;
+                int64_t ns;
+        } units[] = { { "ms", 1000000LL },
+                      { "s", TM_NSEC_PER_SEC },
+                      { "m", 60 * TM_NSEC_PER_SEC },
+                      { "h", 3600 * TM_NSEC_PER_SEC },
+                      { "d", 86400 * TM_NSEC_PER_SEC },
+                      { "w", 7 * 86400 * TM_NSEC_PER_SEC },
+                      { "y", 365 * 86400 * TM_NSEC_PER_SEC } };
+        unsigned long long x;
+        char *end;
+
+        if (*v < '0' || *v > '9')
+                return -EINVAL;
+        errno = 0;
+        x = strtoull(v, &end, 10);
+        if (errno)
+                return -EINVAL;
+        for (size_t i = 0; i < TM_ARRAY_SIZE(units); i++) {
+                if (strcmp(end, units[i].unit) != 0)
+                        continue;
+                if (x > (unsigned long long)(INT64_MAX / units[i].ns))
+                        return -EINVAL;
+                *ret_ns = (int64_t)x * units[i].ns;
+                return 0;
+        }
+        return -EINVAL;
+}
+
+/* Sections kept raw for their owners (see config.h): a name equal to one of
+ * these, or starting with one that ends in '.'. */
+static const char *raw_sections[] = { "tier.",    "replica", "failover", "site.",    "service_tier.",
+                                      "hook.",    "target.", "monitor",  "check.",   "alert.",
+                                      "channel.", "runbook.", "service.", "sla",     "incidents" };
+
+static int is_raw_section(const char *name)
+{
+        for (size_t i = 0; i < TM_ARRAY_SIZE(raw_sections); i++) {
+                const char *p = raw_sections[i];
+                size_t n = strlen(p);
+
+                if (p[n - 1] == '.' ? !strncmp(name, p, n) && name[n] : !strcmp(name, p))
+                        return 1;
+        }
+        return 0;
+}
+
+static int on_raw(struct loader *l, const char *section, const char *k, const char *v)
+{
+        struct tm_config *c = l->c;
+        struct tm_config_section *s = c->n_sections ? &c->sections[c->n_sections - 1] : NULL;
+        struct tm_config_kv *nkv;
+
+        if (!l->cur_raw) {
+                struct tm_config_section *ns;
+
+                for (size_t i = 0; i < c->n_sections; i++)
+                        if (!strcmp(c->sections[i].name, section))
+                                return fail(l, "section [%s] appears twice", section), 0;
+                ns = realloc(c->sections, (c->n_sections + 1) * sizeof(*ns));
+                if (!ns)
+                        return -ENOMEM;
+                c->sections = ns;
+                s = &ns[c->n_sections];
+                memset(s, 0, sizeof(*s));
+                s->name = tm_strdup(section);
+                if (!s->name)
+                        return -ENOMEM;
+                s->line = l->line;
+                c->n_sections++;
+                l->cur_raw = 1;
+        }
+        nkv = realloc(s->kv, (s->n_kv + 1) * sizeof(*nkv));
+        if (!nkv)
+                return -ENOMEM;
+        s->kv = nkv;
+        nkv[s->n_kv].key = tm_strdup(k);
+        nkv[s->n_kv].value = tm_strdup(v);
+        nkv[s->n_kv].line = l->line;
+        s->n_kv++;
+        if (!nkv[s->n_kv - 1].key || !nkv[s->n_kv - 1].value)
+                return -ENOMEM;
         return 0;
 }
 
@@ -413,7 +502,7 @@ static int on_repository(struct loader *l, const char *k, const char *v)
         if (!strcmp(k, "catalog"))
                 return set_str(&c->catalog, v);
         if (!strcmp(k, "capacity")) {
-                if (parse_size(v, &c->capacity_bytes) < 0)
+                if (tm_config_parse_size(v, &c->capacity_bytes) < 0)
                         return fail(l, "invalid capacity '%s' (expected bytes, e.g. 500G)", v), 0;
                 return 0;
         }
@@ -507,7 +596,7 @@ static int on_retention(struct loader *l, const char *k, const char *v)
         char *end;
 
         if (!strcmp(k, "prune")) {
-                if (parse_bool(v, &c->prune) < 0)
+                if (tm_config_parse_bool(v, &c->prune) < 0)
                         return fail(l, "invalid prune '%s' (true or false)", v), 0;
                 return 0;
         }
@@ -582,7 +671,7 @@ static int on_component(struct loader *l, const char *k, const char *v)
                 return fail(l, "invalid tier '%s' (critical, high, standard, development)", v), 0;
         }
         if (!strcmp(k, "schedule.continuous")) {
-                if (parse_bool(v, &cc->continuous) < 0 && strcmp(v, "none") && strcmp(v, "never"))
+                if (tm_config_parse_bool(v, &cc->continuous) < 0 && strcmp(v, "none") && strcmp(v, "never"))
                         return fail(l, "invalid schedule.continuous '%s' (on or off)", v), 0;
                 if (!strcmp(v, "none") || !strcmp(v, "never"))
                         cc->continuous = 0;
@@ -697,6 +786,7 @@ static int handler(void *user, const char *section, const char *name, const char
         if (!l->cur_section[0] || strcmp(section, l->cur_section) != 0) {
                 snprintf(l->cur_section, sizeof(l->cur_section), "%s", section);
                 l->cur = NULL;
+                l->cur_raw = 0;
                 if (!strncmp(section, "component.", 10)) {
                         r = start_component(l, section + 10);
                         if (r < 0)
@@ -723,6 +813,8 @@ static int handler(void *user, const char *section, const char *name, const char
                 r = on_secrets(l, name, value);
         else if (l->cur)
                 r = on_component(l, name, value);
+        else if (is_raw_section(section))
+                r = on_raw(l, section, name, value);
         else if (!section[0])
                 r = fail(l, "key '%s' outside of any section", name);
         else
@@ -893,6 +985,15 @@ void tm_config_free(struct tm_config *c)
                 free(cc->stdin_filename);
         }
         free(c->components);
+        for (size_t i = 0; i < c->n_sections; i++) {
+                for (size_t j = 0; j < c->sections[i].n_kv; j++) {
+                        free(c->sections[i].kv[j].key);
+                        free_secret(c->sections[i].kv[j].value);
+                }
+                free(c->sections[i].kv);
+                free(c->sections[i].name);
+        }
+        free(c->sections);
         for (size_t i = 0; i < TM_ARRAY_SIZE(secret_names); i++)
                 free_secret(*secret_slot(c, i));
         free(c->tokens);
@@ -915,4 +1016,39 @@ const struct tm_component_conf *tm_config_component(const struct tm_config *c, c
                 if (!strcmp(c->components[i].name, name))
                         return &c->components[i];
         return NULL;
+}
+
+const struct tm_config_section *tm_config_section(const struct tm_config *c, const char *name)
+{
+        for (size_t i = 0; i < c->n_sections; i++)
+                if (!strcmp(c->sections[i].name, name))
+                        return &c->sections[i];
+        return NULL;
+}
+
+const char *tm_config_section_get(const struct tm_config_section *s, const char *key)
+{
+        const char *v = NULL;
+
+        for (size_t i = 0; s && i < s->n_kv; i++)
+                if (!strcmp(s->kv[i].key, key))
+                        v = s->kv[i].value;
+        return v;
+}
+
+int tm_config_section_error(const struct tm_config *c, const struct tm_config_section *s,
+                            const char *key, char *err, size_t errlen, const char *fmt, ...)
+{
+        char msg[512];
+        int line = s ? s->line : 0;
+        va_list ap;
+
+        for (size_t i = 0; s && key && i < s->n_kv; i++)
+                if (!strcmp(s->kv[i].key, key))
+                        line = s->kv[i].line;
+        va_start(ap, fmt);
+        vsnprintf(msg, sizeof(msg), fmt, ap);
+        va_end(ap);
+        snprintf(err, errlen, "%s:%d: %s", c->path, line, msg);
+        return -EINVAL;
 }
