@@ -72,6 +72,59 @@ int tm_backend_open_s3(const struct tm_s3_opts *opts, tm_backend **ret);
  */
 int tm_backend_open_url(const char *location, int create, tm_backend **ret);
 
+/* As tm_backend_open_url(), writing S3 objects with storage_class (NULL or
+ * "": the bucket's default) instead of $TIDEMARK_S3_STORAGE_CLASS. */
+int tm_backend_open_url_class(const char *location, int create, const char *storage_class,
+                              tm_backend **ret);
+
+/* ---- tiered storage ---- */
+#define TM_BACKEND_TIERS 4 /* hot, warm, cold, archive */
+
+/* What a tiered backend needs to know of each tier. */
+struct tm_backend_tier {
+        tm_backend *backend;   /* taken by tm_backend_open_tiered(); NULL: no such tier */
+        const char *retrieval; /* thaw tier: "Expedited", "Standard" or "Bulk" (copied) */
+        int thaw_days;         /* how long a restored copy stays readable */
+};
+
+/**
+ * tm_backend_open_tiered() - one backend over the tiers of a repository.
+ * Tier 0 (hot, required) holds every object; the others hold only packs
+ * ("data/..."), which the tier module moves there. A pack's tier is found
+ * by listing the tiers (the first time a pack is asked for) and kept in
+ * memory: the object store itself is the record of where a pack lives.
+ * Reads go to the warmest tier that holds the pack (a pack is in two tiers
+ * only for the moment of a move); writes go to hot; remove deletes the pack
+ * from every tier; list("data/") lists each pack once. tm_backend_thaw()
+ * restores a pack from its tier. Ownership: the tiers' backends are taken
+ * (freed on error too). Returns 0, -EINVAL (no hot tier), -ENOMEM.
+ * Thread-safety: as every backend.
+ */
+int tm_backend_open_tiered(struct tm_backend_tier tiers[TM_BACKEND_TIERS], tm_backend **ret);
+/* Whether b is a tiered backend: 1 or 0. */
+int tm_backend_is_tiered(const tm_backend *b);
+/* The backend of tier i of a tiered backend (borrowed), NULL if absent; for
+ * any other backend, b itself for tier 0. */
+tm_backend *tm_backend_tier(tm_backend *b, unsigned i);
+/* Bit i set: tier i holds the object (looked up by listing or HEAD when not
+ * known yet). For an untiered backend: 1 if it exists. Returns 0, -ENOENT
+ * (in no tier), -errno. */
+int tm_backend_tier_where(tm_backend *b, const char *name, unsigned *ret_mask);
+/* Record that the object is now in exactly the tiers of mask (after a move). */
+int tm_backend_tier_note(tm_backend *b, const char *name, unsigned mask);
+/* Forget what is known of where packs are: the next lookup lists again. */
+void tm_backend_tier_forget(tm_backend *b);
+
+/**
+ * tm_backend_thaw() - make an archived object (S3 GLACIER / DEEP_ARCHIVE)
+ * readable: issue the restore request with retrieval tier retrieval
+ * ("Expedited", "Standard", "Bulk"; NULL = Standard) for days days. Reading
+ * an archived object that is not restored fails with -ENODATA.
+ * Returns 0 (readable now), 1 (restore in progress: poll again), -EINVAL
+ * (bad retrieval), -ENOENT, -errno.
+ */
+int tm_backend_thaw(tm_backend *b, const char *name, const char *retrieval, int days);
+
 /* Counters of an S3 backend (zero for other backends). */
 struct tm_backend_stats {
         uint64_t requests; /* HTTP requests sent, retries included */
@@ -92,7 +145,8 @@ int tm_backend_put_new(tm_backend *b, const char *name, const void *p, size_t n)
 /* Read a whole object (at most limit bytes, else -E2BIG) into ret (replaced). */
 int tm_backend_get(tm_backend *b, const char *name, size_t limit, tm_buf *ret);
 /* Read exactly len bytes at off into ret (replaced). -EBADMSG if the object is
- * shorter (truncated), -ENOENT if missing. */
+ * shorter (truncated), -ENOENT if missing. Reads of an archived object that
+ * is not thawed (tm_backend_thaw) fail with -ENODATA. */
 int tm_backend_get_range(tm_backend *b, const char *name, uint64_t off, size_t len, tm_buf *ret);
 /* Size of an object, or -ENOENT. */
 int tm_backend_head(tm_backend *b, const char *name, uint64_t *ret_size);

@@ -155,3 +155,21 @@ int tm_backend_clean_temp(tm_backend *b, int64_t age_s)
                 return -EINVAL;
         return b->ops->clean_temp(b, age_s);
 }
+
+int tm_backend_thaw(tm_backend *b, const char *name, const char *retrieval, int days)
+{
+        int r = check(b, name);
+
+        if (r < 0)
+                return r;
+        if (!retrieval)
+                retrieval = "Standard";
+        if (strcmp(retrieval, "Expedited") != 0 && strcmp(retrieval, "Standard") != 0 &&
+            strcmp(retrieval, "Bulk") != 0)
+                return -EINVAL;
+        if (days <= 0)
+                days = 1;
+        if (!b->ops->thaw)
+                return 0;
+        return b->ops->thaw(b, name, retrieval, days);
+}

@@ -24,6 +24,9 @@ struct tm_backend_ops {
         int (*list)(tm_backend *b, const char *prefix, tm_backend_list_fn fn, void *userdata);
         int (*remove)(tm_backend *b, const char *name);
         int (*clean_temp)(tm_backend *b, int64_t age_s);
+        /* Make an archived object readable (NULL: every object always is).
+         * 0 readable now, 1 restore in progress. */
+        int (*thaw)(tm_backend *b, const char *name, const char *retrieval, int days);
         /* Free the driver's struct (b is never NULL here). */
         void (*free)(tm_backend *b);
         /* Borrowed, valid until free. */

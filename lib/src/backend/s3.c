@@ -399,6 +399,10 @@ static int classify(CURLcode cc, struct xfer *x, int *retry, const char **why)
                 *retry = 1;
                 return -EIO;
         }
+        /* a GLACIER / DEEP_ARCHIVE object that is not restored: readable only
+         * after a thaw (tm_backend_thaw), which is not a permission problem */
+        if (strcmp(rq->code, "InvalidObjectState") == 0)
+                return -ENODATA;
         switch (rq->status) {
         case 404:
                 return -ENOENT;
@@ -545,7 +549,7 @@ static int request(struct s3 *s, struct req *rq)
         }
         handle_put(s, h);
         /* -E2BIG (over the caller's limit) is the caller's to report */
-        if (r < 0 && r != -ENOENT && r != -EEXIST && r != -E2BIG)
+        if (r < 0 && r != -ENOENT && r != -EEXIST && r != -E2BIG && r != -ENODATA)
                 /* A 403 is logged visibly: the S3 code (SignatureDoesNotMatch,
                  * InvalidAccessKeyId, AccessDenied) is the only hint that the
                  * credentials, not the repository passphrase, are wrong. */
@@ -955,6 +959,46 @@ out:
         return r;
 }
 
+/*
+ * Restore an archived object for days days with a Glacier retrieval tier.
+ * S3 answers 202 (restore started), 409 RestoreAlreadyInProgress, 200 (a
+ * restored copy exists: readable now) or 403 InvalidObjectState (the object
+ * is not in an archive class: readable now). 1 = in progress, 0 = readable.
+ */
+static int s3_thaw(tm_backend *b, const char *name, const char *retrieval, int days)
+{
+        struct s3 *s = to_s3(b);
+        tm_buf url = TM_BUF_INIT(0), body = TM_BUF_INIT(4096);
+        struct req rq = { .method = "POST", .what = name };
+        int r;
+
+        r = object_url(s, name, "restore=", &url);
+        if (r < 0)
+                goto out;
+        r = tm_buf_printf(&body,
+                          "<RestoreRequest xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">"
+                          "<Days>%d</Days><GlacierJobParameters><Tier>%s</Tier>"
+                          "</GlacierJobParameters></RestoreRequest>",
+                          days, retrieval);
+        if (r < 0)
+                goto out;
+        rq.url = (const char *)url.data;
+        rq.body = body.data;
+        rq.body_len = body.len;
+        rq.hdrs[0] = "Content-Type: application/xml";
+        r = request(s, &rq);
+        if (r == -ENODATA)
+                r = 0; /* InvalidObjectState: not archived, nothing to restore */
+        else if (r == 0)
+                r = rq.status == 200 ? 0 : 1;
+        else if (strcmp(rq.code, "RestoreAlreadyInProgress") == 0)
+                r = 1;
+out:
+        tm_buf_dispose(&url);
+        tm_buf_dispose(&body);
+        return r;
+}
+
 static int s3_remove(tm_backend *b, const char *name)
 {
         struct s3 *s = to_s3(b);
@@ -1183,6 +1227,7 @@ static const struct tm_backend_ops s3_ops = {
         .list = s3_list,
         .remove = s3_remove,
         .clean_temp = s3_clean_temp,
+        .thaw = s3_thaw,
         .free = s3_free,
         .location = s3_location,
 };
@@ -1391,6 +1436,13 @@ static void free_secret(char *s)
 
 int tm_backend_open_url(const char *location, int create, tm_backend **ret)
 {
+        return tm_backend_open_url_class(location, create, getenv("TIDEMARK_S3_STORAGE_CLASS"),
+                                         ret);
+}
+
+int tm_backend_open_url_class(const char *location, int create, const char *storage_class,
+                              tm_backend **ret)
+{
         struct tm_s3_opts o = { 0 };
         char *endpoint = NULL, *bucket = NULL, *prefix = NULL;
         char *f_access = NULL, *f_secret = NULL, *f_token = NULL;
@@ -1420,7 +1472,7 @@ int tm_backend_open_url(const char *location, int create, tm_backend **ret)
         if (!o.region || !*o.region)
                 o.region = getenv("AWS_DEFAULT_REGION");
         o.ca_file = getenv("AWS_CA_BUNDLE");
-        o.storage_class = getenv("TIDEMARK_S3_STORAGE_CLASS");
+        o.storage_class = storage_class && *storage_class ? storage_class : NULL;
         addressing = getenv("TIDEMARK_S3_ADDRESSING");
         o.path_style = !(addressing && strcmp(addressing, "virtual") == 0);
         if (!o.access_key || !*o.access_key || !o.secret_key || !*o.secret_key) {
@@ -1458,6 +1510,16 @@ int tm_backend_get_stats(const tm_backend *b, struct tm_backend_stats *ret)
         if (!b || !ret)
                 return -EINVAL;
         memset(ret, 0, sizeof(*ret));
+        if (tm_backend_is_tiered(b)) {
+                for (unsigned i = 0; i < TM_BACKEND_TIERS; i++) {
+                        struct tm_backend_stats one = { 0 };
+
+                        tm_backend_get_stats(tm_backend_tier((tm_backend *)b, i), &one);
+                        ret->requests += one.requests;
+                        ret->retries += one.retries;
+                }
+                return 0;
+        }
         if (b->ops == &s3_ops) {
                 const struct s3 *s = (const struct s3 *)b;
 
