@@ -26,6 +26,8 @@
 #include <tidemark/tree.h>
 
 typedef struct tm_repo tm_repo;
+struct tm_config;
+struct tm_tier_set;
 
 struct tm_repo_opts {
         const char *location; /* local path (s3: later) */
@@ -36,6 +38,14 @@ struct tm_repo_opts {
         struct tm_kdf_params kdf;         /* init and key add */
         struct tm_chunker_params chunker; /* init */
         int compression_level;            /* init: stored in config; 0 = none */
+        /* The config file's [tier.*] sections (NULL: none): packs may live in
+         * warm/cold/archive tiers besides location, see tier.h. Borrowed
+         * during init/open only. */
+        const struct tm_config *config;
+        /* Reading a pack that sits archived (S3 GLACIER/DEEP_ARCHIVE): 0 waits
+         * for the thaw it requests, 1 fails with -EAGAIN at once (the
+         * filesystem). */
+        int thaw_nowait;
 };
 #define TM_REPO_OPTS_INIT                                                           \
         (struct tm_repo_opts)                                                       \
@@ -53,7 +63,9 @@ int tm_repo_init(const struct tm_repo_opts *opts, tm_repo **ret);
 /**
  * tm_repo_open() - open an existing repository. Returns 0, -ENOENT (no
  * repository there), -EACCES (no key opens with this passphrase; nothing was
- * written), -EBADMSG (config corrupt), -errno.
+ * written), -EPERM (the storage refused our credentials, logged), -EBADMSG
+ * (config corrupt), -EINVAL (bad [tier.*] section, logged as FILE:LINE),
+ * -errno.
  */
 int tm_repo_open(const struct tm_repo_opts *opts, tm_repo **ret);
 void tm_repo_free(tm_repo *repo);
@@ -61,6 +73,9 @@ void tm_repo_free(tm_repo *repo);
 const char *tm_repo_id(const tm_repo *repo);       /* hex; borrowed */
 const char *tm_repo_location(const tm_repo *repo); /* borrowed */
 tm_backend *tm_repo_backend(tm_repo *repo);        /* borrowed */
+/* The storage tiers the repository was opened with (borrowed; never NULL,
+ * n_configured 0 without tiers). */
+const struct tm_tier_set *tm_repo_tiers(const tm_repo *repo);
 tm_catalog *tm_repo_catalog(tm_repo *repo);        /* borrowed; refreshed */
 const tm_key *tm_repo_key(const tm_repo *repo);    /* borrowed */
 const tm_chunker *tm_repo_chunker(const tm_repo *repo);

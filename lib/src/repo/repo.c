@@ -1,10 +1,12 @@
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <jansson.h>
@@ -792,6 +794,81 @@ int tm_repo_blob_has(tm_repo *repo, const tm_id *id)
         return r < 0 ? r : 1;
 }
 
+static void sleep_ns(int64_t ns)
+{
+        struct timespec ts = { .tv_sec = ns / 1000000000, .tv_nsec = ns % 1000000000 };
+
+        while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+                ;
+}
+
+/*
+ * A pack in GLACIER / DEEP_ARCHIVE that is not restored: request the thaw,
+ * then wait for it (CLI, API) or answer -EAGAIN at once (the filesystem,
+ * which must not block a reader for hours), with a log line at most once a
+ * minute per repository so a busy reader does not flood the log.
+ */
+static int read_archived(tm_repo *repo, const char *name, const struct tm_pack_entry *e,
+                         tm_buf *sealed)
+{
+        int64_t poll = INT64_MAX, now;
+        unsigned lvl = TM_TIER_COLD;
+        int r, logged = 0;
+
+        for (unsigned i = TM_TIER_COLD; i < TM_TIER_LEVELS; i++)
+                if (repo->tiers.t[i].configured && repo->tiers.t[i].thaw_poll_ns < poll)
+                        poll = repo->tiers.t[i].thaw_poll_ns;
+        if (poll == INT64_MAX)
+                poll = 60LL * 1000000000;
+        {
+                unsigned mask = 0;
+
+                if (tm_backend_tier_where(repo->be, name, &mask) == 0 && mask)
+                        for (lvl = 0; lvl < TM_TIER_LEVELS && !(mask & (1u << lvl)); lvl++)
+                                ;
+                if (lvl >= TM_TIER_LEVELS)
+                        lvl = TM_TIER_COLD;
+        }
+        for (;;) {
+                r = tm_backend_thaw(repo->be, name, NULL, 0);
+                if (r < 0)
+                        return tm_log_errno(TM_LOG_ERR, r, "cannot request the thaw of pack %s",
+                                            name);
+                if (r == 0) {
+                        r = tm_backend_get_range(repo->be, name, e->offset, e->length, sealed);
+                        if (r != -ENODATA)
+                                return r;
+                }
+                now = tm_time_mono();
+                if (repo->thaw_nowait) {
+                        pthread_mutex_lock(&repo->lock);
+                        if (!repo->thaw_logged || now - repo->thaw_logged >= 60LL * 1000000000) {
+                                repo->thaw_logged = now;
+                                logged = 1;
+                        }
+                        pthread_mutex_unlock(&repo->lock);
+                        if (logged)
+                                tm_log(TM_LOG_WARN,
+                                       "pack %s is in the %s tier (archived): thaw requested "
+                                       "(%s retrieval, expected %s); try again later",
+                                       name, tm_tier_level_name(lvl),
+                                       repo->tiers.t[lvl].retrieval,
+                                       tm_tier_thaw_eta(lvl, repo->tiers.t[lvl].retrieval));
+                        return -EAGAIN;
+                }
+                if (!logged) {
+                        tm_log(TM_LOG_INFO,
+                               "pack %s is in the %s tier (archived): thaw requested (%s "
+                               "retrieval, expected %s); waiting, checking every %" PRId64 " s",
+                               name, tm_tier_level_name(lvl), repo->tiers.t[lvl].retrieval,
+                               tm_tier_thaw_eta(lvl, repo->tiers.t[lvl].retrieval),
+                               poll / 1000000000);
+                        logged = 1;
+                }
+                sleep_ns(poll);
+        }
+}
+
 int tm_repo_blob_load_at(tm_repo *repo, const tm_id *pack_id, const struct tm_pack_entry *e,
                          tm_buf *ret)
 {
@@ -801,6 +878,8 @@ int tm_repo_blob_load_at(tm_repo *repo, const tm_id *pack_id, const struct tm_pa
 
         tm_repo_pack_name(pack_id, name, sizeof(name));
         r = tm_backend_get_range(repo->be, name, e->offset, e->length, &sealed);
+        if (r == -ENODATA)
+                r = read_archived(repo, name, e, &sealed);
         if (r == -EBADMSG) {
                 tm_id_hex(&e->id, bhex);
                 tm_log(TM_LOG_ERR, "blob %s: pack '%s' is truncated", bhex, name);
@@ -1141,13 +1220,37 @@ static int repo_new(const struct tm_repo_opts *opts, int create, tm_repo **ret)
                 tm_repo_free(repo);
                 return -EINVAL;
         }
-        r = tm_backend_open_url(opts->location, create, &repo->be);
+        {
+                char err[512];
+
+                r = tm_tier_set_load(opts->config, &repo->tiers, err, sizeof(err));
+                if (r < 0) {
+                        tm_log(TM_LOG_ERR, "%s", err[0] ? err : "cannot read the [tier.*] sections");
+                        tm_repo_free(repo);
+                        return r;
+                }
+        }
+        repo->thaw_nowait = opts->thaw_nowait;
+        r = tm_tier_backend_open(&repo->tiers, opts->location, create, &repo->be);
         if (r < 0) {
                 tm_repo_free(repo);
                 return r;
         }
         *ret = repo;
         return 0;
+}
+
+/* The store refused our credentials: say so, rather than let it read as a
+ * wrong passphrase (the caller maps -EACCES to that). */
+static int storage_denied(tm_repo *repo, int r)
+{
+        if (r != -EACCES)
+                return r;
+        tm_log(TM_LOG_ERR,
+               "the storage at '%s' refused access: check its credentials (for S3: "
+               "AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY)",
+               repo->location);
+        return -EPERM;
 }
 
 static int repo_finish_open(tm_repo *repo, const struct tm_repo_opts *opts)
@@ -1185,8 +1288,13 @@ int tm_repo_init(const struct tm_repo_opts *opts, tm_repo **ret)
         r = repo_new(opts, 1, &repo);
         if (r < 0)
                 return r;
-        if (tm_backend_head(repo->be, "config", &sz) == 0) {
+        r = tm_backend_head(repo->be, "config", &sz);
+        if (r == 0) {
                 r = -EEXIST;
+                goto out;
+        }
+        if (r == -EACCES) {
+                r = storage_denied(repo, r);
                 goto out;
         }
         repo->cparams = opts->chunker;
@@ -1240,11 +1348,15 @@ int tm_repo_open(const struct tm_repo_opts *opts, tm_repo **ret)
         if (r < 0)
                 return r;
         r = tm_backend_get(repo->be, "config", CONFIG_MAX, &raw);
-        if (r < 0)
+        if (r < 0) {
+                r = storage_denied(repo, r);
                 goto out;
+        }
         r = tm_backend_list(repo->be, "keys/", name_list_add, &keys);
-        if (r < 0)
+        if (r < 0) {
+                r = storage_denied(repo, r);
                 goto out;
+        }
         for (size_t i = 0; i < keys.n && !found; i++) {
                 r = key_try(repo, keys.names[i], opts->password, opts->password_len);
                 if (r == 0) {
@@ -1287,6 +1399,7 @@ void tm_repo_free(tm_repo *repo)
         tm_catalog_free(repo->cat);
         tm_chunker_free(repo->chunker);
         tm_backend_free(repo->be);
+        tm_tier_set_dispose(&repo->tiers);
         tm_key_wipe(&repo->key);
         explicit_bzero(repo->gear_seed, sizeof(repo->gear_seed));
         free(repo->catalog_path);
@@ -1303,6 +1416,11 @@ const char *tm_repo_id(const tm_repo *repo)
 const char *tm_repo_location(const tm_repo *repo)
 {
         return repo->location;
+}
+
+const struct tm_tier_set *tm_repo_tiers(const tm_repo *repo)
+{
+        return &repo->tiers;
 }
 
 tm_backend *tm_repo_backend(tm_repo *repo)

@@ -3,6 +3,7 @@
 #include <pthread.h>
 
 #include <tidemark/repo.h>
+#include <tidemark/tier.h>
 
 struct tm_repo {
         tm_backend *be;
@@ -17,7 +18,10 @@ struct tm_repo {
         uint8_t gear_seed[32];
         int level;
         struct tm_kdf_params kdf;
-        pthread_mutex_t lock; /* guards the catalog refresh */
+        pthread_mutex_t lock; /* guards the catalog refresh and thaw_logged */
+        struct tm_tier_set tiers;
+        int thaw_nowait;
+        int64_t thaw_logged; /* monotonic ns of the last "try again later" line */
 };
 
 /* Seal a metadata object with the master key under an AAD label and store it
