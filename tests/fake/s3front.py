@@ -18,10 +18,18 @@ between the client and s3rver and:
   mix -> one of 500, 503, reset, truncate at random for each faulted request;
 * counts: GET /__stats gives JSON counters.
 
-Admin paths (/__*) are not signed. Extension point for Glacier/restore
-semantics (a later session): Front.object_state_hook() is called for every
-verified request before it is forwarded; it may answer by itself (e.g. 403
-InvalidObjectState for a GLACIER object until POST ?restore and a delay).
+Glacier semantics, like AWS: an object stored with x-amz-storage-class
+GLACIER or DEEP_ARCHIVE (PUT, multipart upload) answers GET with 403
+InvalidObjectState until POST ?restore (a RestoreRequest with Days and a
+GlacierJobParameters Tier) was made and the restore delay passed
+(--restore-delay seconds, default 2; Expedited takes a fifth of it); the
+restore answers 202, then 409 RestoreAlreadyInProgress, then 200 once done;
+403 InvalidObjectState for an object in another class. HEAD reports
+x-amz-storage-class and x-amz-restore (ongoing-request="true"/"false").
+POST /__glacier {"delay": S} changes the delay; GET /__stats counts
+restores. Restore state lives in the front's memory only.
+
+Admin paths (/__*) are not signed.
 
 Usage: s3front.py --upstream http://127.0.0.1:PORT [--port 0] [--port-file F]
                   [--access-key S3RVER] [--secret-key S3RVER] [--region us-east-1]
@@ -97,6 +105,12 @@ class Front:
         up = urllib.parse.urlsplit(args.upstream)
         self.up_host, self.up_port = up.hostname, up.port or 80
         self.local = threading.local()
+        self.classes = {}     # key -> storage class
+        self.pending_mp = {}  # key -> class of its multipart upload in progress
+        self.restores = {}    # key -> time the restore is done
+        self.restore_delay = float(getattr(args, "restore_delay", 2.0))
+        self.stats["restores"] = 0
+        self.stats["frozen_gets"] = 0
 
     def count(self, key):
         with self.lock:
@@ -167,10 +181,101 @@ class Front:
                     "provided.")
         return None
 
-    def object_state_hook(self, method, raw_path, raw_query, headers):
-        """Extension point: answer for the object instead of s3rver (storage
-        class semantics such as GLACIER restore). Returns None to forward, or
-        (status, code, message)."""
+    ARCHIVED = ("GLACIER", "DEEP_ARCHIVE")
+
+    def storage_class(self, key, raw_path):
+        """The class of an object: remembered from its upload, else asked
+        of s3rver (which keeps it and returns it on HEAD). None if absent."""
+        with self.lock:
+            if key in self.classes:
+                return self.classes[key]
+        try:
+            c = self.upstream()
+            c.request("HEAD", raw_path, headers={"Host": "%s:%d" % (self.up_host, self.up_port)})
+            r = c.getresponse()
+            r.read()
+        except (http.client.HTTPException, OSError):
+            self.upstream(fresh=True)
+            return "STANDARD"
+        if r.status == 404:
+            return None
+        sc = r.getheader("x-amz-storage-class") or "STANDARD"
+        with self.lock:
+            self.classes[key] = sc
+        return sc
+
+    def restore_state(self, key):
+        """None (no restore asked), "ongoing" or "done"."""
+        with self.lock:
+            st = self.restores.get(key)
+        if st is None:
+            return None
+        return "done" if time.time() >= st else "ongoing"
+
+    def object_state_hook(self, method, raw_path, raw_query, headers, body):
+        """Answer for the object instead of s3rver (GLACIER semantics).
+        Returns None to forward, (status, code, message) for an error, or
+        (status, headers, body) for a success answered here."""
+        key = urllib.parse.unquote(raw_path)
+        q = urllib.parse.parse_qs(raw_query, keep_blank_values=True)
+        if method == "POST" and "restore" in q:
+            sc = self.storage_class(key, raw_path)
+            if sc is None:
+                return (404, "NoSuchKey", "The specified key does not exist.")
+            if sc not in self.ARCHIVED:
+                return (403, "InvalidObjectState",
+                        "Restore is not allowed for the object's current storage class")
+            st = self.restore_state(key)
+            if st == "ongoing":
+                return (409, "RestoreAlreadyInProgress", "Object restore is already in progress")
+            if st == "done":
+                return (200, [], b"")
+            m = re.search(rb"<Tier>(\w+)</Tier>", body)
+            tier = m.group(1).decode() if m else "Standard"
+            if tier not in ("Expedited", "Standard", "Bulk"):
+                return (400, "MalformedXML", "bad Tier")
+            delay = self.restore_delay / 5.0 if tier == "Expedited" else self.restore_delay
+            with self.lock:
+                self.restores[key] = time.time() + delay
+                self.stats["restores"] += 1
+            return (202, [], b"")
+        if method == "GET" and not any(k in q for k in ("uploads", "uploadId", "list-type")) \
+                and key.count("/") >= 2:
+            sc = self.storage_class(key, raw_path)
+            if sc in self.ARCHIVED and self.restore_state(key) != "done":
+                with self.lock:
+                    self.stats["frozen_gets"] += 1
+                return (403, "InvalidObjectState",
+                        "The operation is not valid for the object's storage class")
+        return None
+
+    def note_write(self, method, raw_path, raw_query, headers, status):
+        """Remember the class of what was written (after s3rver said yes)."""
+        if status >= 300:
+            return
+        key = urllib.parse.unquote(raw_path)
+        q = urllib.parse.parse_qs(raw_query, keep_blank_values=True)
+        sc = headers.get("x-amz-storage-class") or "STANDARD"
+        with self.lock:
+            if method == "PUT" and "partNumber" not in q:
+                self.classes[key] = sc
+                self.restores.pop(key, None)
+            elif method == "POST" and "uploads" in q:
+                self.pending_mp[key] = sc
+            elif method == "POST" and "uploadId" in q:
+                self.classes[key] = self.pending_mp.pop(key, "STANDARD")
+                self.restores.pop(key, None)
+            elif method == "DELETE":
+                self.classes.pop(key, None)
+                self.restores.pop(key, None)
+
+    def restore_header(self, raw_path):
+        key = urllib.parse.unquote(raw_path)
+        st = self.restore_state(key)
+        if st == "ongoing":
+            return 'ongoing-request="true"'
+        if st == "done":
+            return 'ongoing-request="false", expiry-date="Fri, 31 Dec 2100 00:00:00 GMT"'
         return None
 
     def upstream(self, fresh=False):
@@ -251,6 +356,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
                            "stall_s": float(cmd.get("stall_s", 10)),
                            "methods": cmd.get("methods")}
             out = b"{}"
+        elif path == "/__glacier" and method == "POST":
+            cmd = json.loads(body or b"{}")
+            with f.lock:
+                f.restore_delay = float(cmd.get("delay", f.restore_delay))
+            out = b"{}"
         elif path == "/__stats":
             with f.lock:
                 out = json.dumps(dict(f.stats, fault=f.fault)).encode()
@@ -290,15 +400,30 @@ class Handler(http.server.BaseHTTPRequestHandler):
             time.sleep(fault["stall_s"])
             self.close_connection = True
             return None
-        hooked = f.object_state_hook(method, raw_path, raw_query, self.headers)
-        if hooked:
+        hooked = f.object_state_hook(method, raw_path, raw_query, self.headers, body)
+        if hooked and isinstance(hooked[1], str):
             return self.send_xml(*hooked, head=head)
+        if hooked:
+            status, hdrs, data = hooked
+            self.send_response(status)
+            for k, v in hdrs:
+                self.send_header(k, v)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            if not head:
+                self.wfile.write(data)
+            return None
         try:
             status, reason, headers, data = f.forward(method, self.path, self.headers, body)
         except Exception as e:  # upstream down: what a gateway says
             return self.send_xml(502, "BadGateway", str(e), head)
         f.count("forwarded")
+        f.note_write(method, raw_path, raw_query, self.headers, status)
         self.send_response(status, reason)
+        if head and status == 200:
+            rh = f.restore_header(raw_path)
+            if rh:
+                self.send_header("x-amz-restore", rh)
         clen = None
         for k, v in headers:
             if k.lower() in HOP_BY_HOP:
@@ -417,6 +542,8 @@ def main():
     ap.add_argument("--max-skew", type=int, default=900, help="seconds; 0 = no check")
     ap.add_argument("--seed", type=int, default=None)
     ap.add_argument("--verbose", action="store_true")
+    ap.add_argument("--restore-delay", type=float, default=2.0,
+                    help="seconds a GLACIER/DEEP_ARCHIVE restore takes (Expedited: a fifth)")
     args = ap.parse_args()
     if args.self_test:
         sys.exit(self_test())
