@@ -10,6 +10,7 @@
 
 #include <jansson.h>
 
+#include <tidemark/config.h>
 #include <tidemark/log.h>
 #include <tidemark/ops.h>
 #include <tidemark/repo.h>
@@ -65,6 +66,12 @@ struct cli_opts {
         size_t n_args;
         /* backup --postgres CONNINFO (cli_pg.c) */
         const char *postgres;
+        /* --config FILE (or TIDEMARK_CONFIG): the [tier.*] sections; loaded
+         * by cli_repo_opts() into cfg */
+        const char *config;
+        struct tm_config *cfg;
+        /* thaw --no-wait */
+        int no_wait;
 };
 
 extern struct cli_opts cli_opts;
@@ -149,6 +156,12 @@ int cli_cmd_mount(void);
 /* ---- PostgreSQL (cli_pg.c) ---- */
 int cli_cmd_wal_push(void);
 int cli_cmd_wal_fetch(void);
+/* cli_tier.c */
+int cli_cmd_tier(void);
+int cli_cmd_thaw(void);
+/* Thaw what the snapshots need, in one batch (wait: until readable).
+ * Returns 0, -EAGAIN (not yet, !wait) or -errno (reported). */
+int cli_thaw_snapshots(tm_repo *repo, const struct tm_snapshot *snaps, size_t n, int wait);
 /* Does this backup command ask for a PostgreSQL base backup (--postgres, or
  * TIDEMARK_PG_CONNINFO with no paths)? */
 int cli_pg_backup_wanted(void);

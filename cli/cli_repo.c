@@ -209,6 +209,16 @@ int cli_repo_opts(struct tm_repo_opts *o)
         }
         o->location = cli_opts.repo;
         o->catalog_path = cli_opts.catalog && *cli_opts.catalog ? cli_opts.catalog : NULL;
+        if (cli_opts.config && *cli_opts.config && !cli_opts.cfg) {
+                char err[1024];
+                int r = tm_config_load(cli_opts.config, &cli_opts.cfg, err, sizeof(err));
+
+                if (r < 0) {
+                        cli_error("%s", err[0] ? err : "cannot read the config file");
+                        return r;
+                }
+        }
+        o->config = cli_opts.cfg;
         return 0;
 }
 
@@ -238,6 +248,11 @@ int cli_repo_open(tm_repo **ret)
                 break;
         case -EBADMSG:
                 cli_error("repository config at '%s' is damaged (integrity check failed)",
+                          o.location);
+                break;
+        case -EPERM:
+                cli_error("the storage of '%s' refused access: check its credentials (for S3: "
+                          "AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY)",
                           o.location);
                 break;
         default:

@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <tidemark/tier.h>
+
 #include "cli.h"
 
 /* "/a/b/" -> "a/b"; "/" -> "". Returns a pointer into a malloc'd copy. */
@@ -81,6 +83,9 @@ int cli_cmd_restore(void)
                         goto out;
                 }
         }
+        /* every archived pack thaws at once: one wait, not one per pack */
+        if (tm_repo_tiers(repo)->n_configured > 0 && cli_thaw_snapshots(repo, &snap, 1, 1) < 0)
+                goto out;
         o.target = cli_opts.target;
         if (!whole) {
                 o.includes = (const char *const *)includes;

@@ -34,6 +34,8 @@ enum cli_cmd {
         CMD_AUDIT,
         CMD_WAL_PUSH,
         CMD_WAL_FETCH,
+        CMD_TIER,
+        CMD_THAW,
         CMD_VERSION,
         CMD_HELP,
 };
@@ -70,6 +72,9 @@ static const struct {
                            "archive a PostgreSQL WAL file (archive_command)" },
         [CMD_WAL_FETCH] = { "wal-fetch", cli_cmd_wal_fetch,
                             "fetch an archived WAL file (restore_command)" },
+        [CMD_TIER] = { "tier", cli_cmd_tier,
+                       "storage tiers: status, or run the lifecycle (tier status|run)" },
+        [CMD_THAW] = { "thaw", cli_cmd_thaw, "restore a snapshot's archived packs from Glacier" },
         [CMD_VERSION] = { "version", NULL, "print the version" },
         [CMD_HELP] = { "help", NULL, "print this help" },
 };
@@ -104,6 +109,8 @@ enum {
         OPT_MAX_UNUSED,
         OPT_POSTGRES,
         OPT_NEW_PASSWORD_FILE,
+        OPT_CONFIG,
+        OPT_NO_WAIT,
 };
 
 static const struct option long_options[] = {
@@ -141,6 +148,8 @@ static const struct option long_options[] = {
         { "max-unused", required_argument, NULL, OPT_MAX_UNUSED },
         { "new-password-file", required_argument, NULL, OPT_NEW_PASSWORD_FILE },
         { "postgres", required_argument, NULL, OPT_POSTGRES },
+        { "config", required_argument, NULL, OPT_CONFIG },
+        { "no-wait", no_argument, NULL, OPT_NO_WAIT },
         { "foreground", no_argument, NULL, 'f' },
         { "options", required_argument, NULL, 'o' },
         { NULL, 0, NULL, 0 },
@@ -181,8 +190,11 @@ static unsigned option_commands(int val)
         case OPT_PRUNE:
                 return M(CMD_FORGET);
         case OPT_DRY_RUN:
+                return M(CMD_FORGET) | M(CMD_PRUNE) | M(CMD_TIER);
         case OPT_MAX_UNUSED:
                 return M(CMD_FORGET) | M(CMD_PRUNE);
+        case OPT_NO_WAIT:
+                return M(CMD_THAW);
         case OPT_NEW_PASSWORD_FILE:
                 return M(CMD_KEY);
         case 'f':
@@ -419,6 +431,8 @@ static void usage(FILE *f)
                    "      --password-file FILE read the passphrase from FILE (or\n"
                    "                           TIDEMARK_PASSWORD_FILE, TIDEMARK_PASSWORD)\n"
                    "      --catalog PATH       catalog cache file (or TIDEMARK_CATALOG)\n"
+                   "      --config FILE        config file whose [tier.*] sections place packs\n"
+                   "                           in warm/cold/archive tiers (or TIDEMARK_CONFIG)\n"
                    "      --json               machine-readable output\n"
                    "  -q, --quiet              print nothing but errors\n"
                    "  -v, --verbose            more logging (twice: debug)\n"
@@ -577,6 +591,12 @@ int main(int argc, char **argv)
                 case OPT_POSTGRES:
                         cli_opts.postgres = optarg;
                         break;
+                case OPT_CONFIG:
+                        cli_opts.config = optarg;
+                        break;
+                case OPT_NO_WAIT:
+                        cli_opts.no_wait = 1;
+                        break;
                 case 'f':
                         cli_opts.foreground = 1;
                         break;
@@ -640,6 +660,8 @@ int main(int argc, char **argv)
                 cli_opts.repo = getenv("TIDEMARK_REPOSITORY");
         if (!cli_opts.catalog)
                 cli_opts.catalog = getenv("TIDEMARK_CATALOG");
+        if (!cli_opts.config)
+                cli_opts.config = getenv("TIDEMARK_CONFIG");
         cli_opts.args = argv + optind + 1;
         cli_opts.n_args = (size_t)(argc - optind - 1);
         if (cmd == CMD_BACKUP && cli_pg_backup_wanted())
@@ -659,5 +681,6 @@ out:
         strv_dispose(&cli_opts.excludes);
         strv_dispose(&cli_opts.includes);
         strv_dispose(&cli_opts.mount_options);
+        tm_config_free(cli_opts.cfg);
         return r;
 }
