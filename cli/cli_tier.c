@@ -129,6 +129,18 @@ int cli_thaw_snapshots(tm_repo *repo, const struct tm_snapshot *snaps, size_t n,
                 trees[i] = snaps[i].tree;
         r = tm_tier_thaw(repo, trees, n, wait, 0, &st);
         free(trees);
+        if (st.archived) {
+                const struct tm_tier_set *set = tm_repo_tiers(repo);
+                unsigned lvl = TM_TIER_ARCHIVE;
+
+                while (lvl > TM_TIER_COLD && !set->t[lvl].configured)
+                        lvl--;
+                cli_out("%" PRIu64 " of %" PRIu64 " packs are archived: restore requested (%s "
+                        "retrieval, expected %s)%s\n",
+                        st.archived, st.packs, set->t[lvl].retrieval,
+                        tm_tier_thaw_eta(lvl, set->t[lvl].retrieval),
+                        r == 0 ? "; all readable now" : "");
+        }
         if (r < 0 && r != -EAGAIN) {
                 cli_error_errno(r, "thaw failed");
                 return r;

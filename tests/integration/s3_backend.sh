@@ -7,15 +7,12 @@
 # that succeed through 10% injected 500/503/reset/truncate faults, retry
 # exhaustion and stalls), then the CLI end to end on an S3 repository:
 # init, backup, restore byte-exact, check --read-data, also through 10%
-# mixed faults; a wrong secret is refused.
+# mixed faults; a wrong secret is refused and named as such; the repository
+# mounts (FUSE) and reads byte-exact.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 tm_setup
-command -v node >/dev/null || skip "node missing (scripts/deps.sh installs nodejs npm)"
-FAKE="$TM_SRC/tests/fake"
-rc=0
-bash "$FAKE/setup.sh" || rc=$?
-[[ $rc -eq 0 ]] || { [[ $rc -eq 77 ]] && skip "s3rver could not be installed"; fail "setup.sh: rc $rc"; }
+. "$TM_SRC/tests/fake/s3env.sh"
 UNIT="$TM_BIN/../tests/test_backend_s3"
 [[ -x $UNIT ]] || skip "no $UNIT (build the test_backend_s3 target)"
 
@@ -23,32 +20,7 @@ UNIT="$TM_BIN/../tests/test_backend_s3"
 run python3 "$FAKE/s3front.py" --self-test
 assert_rc 0 "s3front --self-test"
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_port() {
-        local i
-        for i in $(seq 1 100); do
-                python3 -c 'import socket,sys; socket.create_connection(("127.0.0.1",int(sys.argv[1])),1)' "$1" 2>/dev/null && return 0
-                sleep 0.1
-        done
-        return 1
-}
-
-# ---- s3rver, then the front
-S3PORT=$(free_port)
-mkdir -p "$T/s3data"
-node --openssl-legacy-provider "$FAKE/node_modules/s3rver/bin/s3rver.js" -d "$T/s3data" \
-        -a 127.0.0.1 -p "$S3PORT" --silent --configure-bucket backups >"$T/s3rver.log" 2>&1 &
-S3PID=$!
-on_exit "kill $S3PID"
-wait_port "$S3PORT" || { cat "$T/s3rver.log" >&2; fail "s3rver did not start"; }
-python3 "$FAKE/s3front.py" --upstream "http://127.0.0.1:$S3PORT" --port-file "$T/front.port" \
-        --seed "$TM_SEED" >"$T/front.log" 2>&1 &
-FPID=$!
-on_exit "kill $FPID"
-for _ in $(seq 1 100); do [[ -s $T/front.port ]] && break; sleep 0.1; done
-[[ -s $T/front.port ]] || { cat "$T/front.log" >&2; fail "s3front did not start"; }
-PORT=$(cat "$T/front.port")
-log "s3rver on $S3PORT, s3front on $PORT"
+s3_start
 
 # ---- the backend contract, in C
 run env TM_S3_TEST_ENDPOINT="http://127.0.0.1:$PORT" TM_S3_TEST_BUCKET=backups \
@@ -61,8 +33,6 @@ log "contract: $(grep -c '\[       OK \]' <<<"$RUN_OUT") tests passed"
 grep -E 'requests, .* retries' <<<"$RUN_OUT$RUN_ERR" | while read -r l; do log "  $l"; done
 
 # ---- the CLI on an S3 repository
-export AWS_ACCESS_KEY_ID=S3RVER AWS_SECRET_ACCESS_KEY=S3RVER
-unset AWS_SESSION_TOKEN AWS_REGION AWS_DEFAULT_REGION AWS_CA_BUNDLE
 export TIDEMARK_REPOSITORY="s3:http://127.0.0.1:$PORT/backups/repo"
 tm_init
 S="$T/src"
@@ -91,13 +61,12 @@ assert_rc 0 "snapshots with -r"
 
 # ---- the CLI through 10% failing requests (500, 503, resets, truncated
 # answers): backup, restore and check still succeed, byte-exact
-fault() { python3 -c 'import sys,urllib.request; urllib.request.urlopen(urllib.request.Request(sys.argv[1], data=sys.argv[2].encode(), method="POST")).read()' "http://127.0.0.1:$PORT/__fault" "$1"; }
 S2="$T/src2"
 mkdir -p "$S2/d"
 random_file "$S2/a.bin" $((6 * 1024 * 1024))
 random_file "$S2/d/b.bin" 700000
 for i in $(seq 1 60); do printf 'faulty %d\n' "$i" >"$S2/d/g$i.txt"; done
-stats_faults() { python3 -c 'import json,sys,urllib.request; print(json.load(urllib.request.urlopen(sys.argv[1]))["faults"])' "http://127.0.0.1:$PORT/__stats"; }
+stats_faults() { front_stat faults; }
 f0=$(stats_faults)
 fault '{"mode":"mix","rate":0.1}'
 on_exit "fault '{\"mode\":\"off\"}'"
@@ -127,6 +96,23 @@ log "through 10% faults: $nfault faults injected, $nretry retries logged"
 AWS_SECRET_ACCESS_KEY=wrong run tm snapshots
 [[ $RUN_RC -ne 0 ]] || fail "a wrong secret was accepted"
 log "wrong secret: $RUN_ERR"
+assert_contains "$RUN_ERR" "refused access: check its credentials" "a wrong secret is named as such"
+assert_not_contains "$RUN_ERR" "passphrase" "a wrong secret is not a wrong passphrase"
+
+# ---- mount the S3 repository (every instant as a directory), when FUSE can run here
+if [[ $(id -u) -eq 0 && -c /dev/fuse ]] && command -v fusermount3 >/dev/null &&
+        [[ -x $TM_BIN/tidemark-fs ]]; then
+        M="$T/mnt"
+        mkdir -p "$M"
+        fuse_mount_bg "$M" "$T/fs.log" "$TM_EXE" mount "$M" -f
+        cmp "$M/latest/$(basename "$S")/big.bin" "$S/big.bin" 2>/dev/null ||
+                cmp "$M/latest/big.bin" "$S/big.bin" ||
+                { ls -R "$M/latest" | head -20 >&2; fail "read through the mount of an S3 repository"; }
+        fuse_teardown "$M"
+        log "mount of the S3 repository: byte-exact"
+else
+        log "mount part not run (needs root, /dev/fuse, fusermount3)"
+fi
 grep -q '"rejected": [1-9]' <(python3 -c 'import json,sys,urllib.request; print(json.dumps(json.load(urllib.request.urlopen(sys.argv[1]))))' "http://127.0.0.1:$PORT/__stats") ||
         fail "the front rejected no signature"
 pass
