@@ -72,6 +72,9 @@ struct cli_opts {
         struct tm_config *cfg;
         /* thaw --no-wait */
         int no_wait;
+        /* replicate (cli_replica.c) */
+        int replicate_once, replicate_status;
+        const char *replicate_to;
 };
 
 extern struct cli_opts cli_opts;
@@ -152,6 +155,7 @@ int cli_cmd_prune(void);
 int cli_cmd_repair(void);
 int cli_cmd_key(void);
 int cli_cmd_mount(void);
+int cli_cmd_replicate(void); /* cli_replica.c */
 
 /* ---- PostgreSQL (cli_pg.c) ---- */
 int cli_cmd_wal_push(void);

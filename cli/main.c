@@ -36,6 +36,7 @@ enum cli_cmd {
         CMD_WAL_FETCH,
         CMD_TIER,
         CMD_THAW,
+        CMD_REPLICATE,
         CMD_VERSION,
         CMD_HELP,
 };
@@ -75,6 +76,7 @@ static const struct {
         [CMD_TIER] = { "tier", cli_cmd_tier,
                        "storage tiers: status, or run the lifecycle (tier status|run)" },
         [CMD_THAW] = { "thaw", cli_cmd_thaw, "restore a snapshot's archived packs from Glacier" },
+        [CMD_REPLICATE] = { "replicate", cli_cmd_replicate, "copy the repository to its replica" },
         [CMD_VERSION] = { "version", NULL, "print the version" },
         [CMD_HELP] = { "help", NULL, "print this help" },
 };
@@ -108,6 +110,9 @@ enum {
         OPT_DRY_RUN,
         OPT_MAX_UNUSED,
         OPT_POSTGRES,
+        OPT_ONCE,
+        OPT_STATUS,
+        OPT_TO,
         OPT_NEW_PASSWORD_FILE,
         OPT_CONFIG,
         OPT_NO_WAIT,
@@ -150,6 +155,9 @@ static const struct option long_options[] = {
         { "postgres", required_argument, NULL, OPT_POSTGRES },
         { "config", required_argument, NULL, OPT_CONFIG },
         { "no-wait", no_argument, NULL, OPT_NO_WAIT },
+        { "once", no_argument, NULL, OPT_ONCE },
+        { "status", no_argument, NULL, OPT_STATUS },
+        { "to", required_argument, NULL, OPT_TO },
         { "foreground", no_argument, NULL, 'f' },
         { "options", required_argument, NULL, 'o' },
         { NULL, 0, NULL, 0 },
@@ -200,6 +208,10 @@ static unsigned option_commands(int val)
         case 'f':
         case 'o':
                 return M(CMD_MOUNT);
+        case OPT_ONCE:
+        case OPT_STATUS:
+        case OPT_TO:
+                return M(CMD_REPLICATE);
         default:
                 return ALL_CMDS;
         }
@@ -596,6 +608,15 @@ int main(int argc, char **argv)
                         break;
                 case OPT_NO_WAIT:
                         cli_opts.no_wait = 1;
+                        break;
+                case OPT_ONCE:
+                        cli_opts.replicate_once = 1;
+                        break;
+                case OPT_STATUS:
+                        cli_opts.replicate_status = 1;
+                        break;
+                case OPT_TO:
+                        cli_opts.replicate_to = optarg;
                         break;
                 case 'f':
                         cli_opts.foreground = 1;
