@@ -15,6 +15,7 @@
 #include <tidemark/repo.h>
 
 struct bkd_watcher;
+struct bkd_replica;
 
 #define BKD_QUEUE_MAX    1000
 #define BKD_MAX_ATTEMPTS 3
@@ -61,6 +62,8 @@ struct bkd {
         struct bkd_watcher *watchers;
         size_t n_watchers;
 
+        struct bkd_replica *replica; /* replica.c; NULL before start */
+
         /* cached storage figures for /metrics and /health */
         pthread_mutex_t stats_lock;
         int64_t stats_at;
@@ -97,6 +100,15 @@ void bkd_metrics_define(struct bkd *b);
 void bkd_metrics_refresh(struct bkd *b);
 /* Storage figures, cached for a few seconds. */
 int bkd_storage(struct bkd *b, uint64_t *bytes, uint64_t *packs, uint64_t *snapshots);
+
+/* replica.c: the [replica] loop. start validates the section (errors name
+ * FILE:LINE) and starts the thread when there is one; kick asks for a pass
+ * now; stop (NULL-safe, idempotent) cancels and joins; metrics sets the
+ * replication_* gauges at scrape time. */
+int bkd_replica_start(struct bkd *b);
+void bkd_replica_kick(struct bkd *b);
+void bkd_replica_stop(struct bkd *b);
+void bkd_replica_metrics(struct bkd *b);
 
 /* api.c */
 extern const struct tm_http_route bkd_routes[];

@@ -217,6 +217,7 @@ void bkd_metrics_refresh(struct bkd *b)
                         tm_metrics_set(b->metrics, "backup_storage_utilization_percent", lab,
                                        100.0 * (double)bytes / (double)b->cfg->capacity_bytes);
         }
+        bkd_replica_metrics(b);
 }
 
 /* Latest snapshot size per component and strategy, at start. */
@@ -459,6 +460,7 @@ static int run_backup(struct bkd *b, struct tm_job *job)
                 json_object_set_new(res, "retention", ret_json);
         else
                 json_decref(ret_json);
+        bkd_replica_kick(b);
         if (res) {
                 job->result_json = json_dumps(res, JSON_COMPACT);
                 json_decref(res);

@@ -277,6 +277,8 @@ int main(int argc, char **argv)
                 goto out;
         }
         bkd_jobs_retry_interrupted(&b);
+        if (bkd_replica_start(&b) < 0)
+                goto out;
 
         if (b.cfg->tls_cert || b.cfg->tls_key) {
                 if (!b.cfg->tls_cert || !b.cfg->tls_key) {
@@ -345,6 +347,7 @@ int main(int argc, char **argv)
         tm_http_quiesce(b.http);
         tm_http_free(b.http);
         b.http = NULL;
+        bkd_replica_stop(&b);
         r = bkd_jobs_stop(&b, b.cfg->shutdown_timeout_s);
         if (r == -ETIMEDOUT) {
                 /* the repository is consistent either way (snapshots commit
@@ -359,6 +362,7 @@ int main(int argc, char **argv)
         exit_code = 0;
 out:
         tm_http_free(b.http);
+        bkd_replica_stop(&b);
         if (!b.stopping && b.n_workers)
                 bkd_jobs_stop(&b, b.cfg->shutdown_timeout_s);
         if (access_fd > 2)
