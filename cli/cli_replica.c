@@ -101,6 +101,8 @@ static int one_pass(tm_replica *rep, const char *name)
                 return cli_error("replication to '%s' interrupted; the replica is consistent and "
                                  "the next pass continues",
                                  tm_replica_location(rep));
+        if (r == -EEXIST)
+                return CLI_EXIT_FAIL; /* the library named the location and why */
         if (r == -EBUSY)
                 return cli_error("a prune holds '%s'; replicate again when it is done",
                                  cli_opts.repo);
