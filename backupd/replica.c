@@ -36,31 +36,35 @@ struct bkd_replica {
         int last_ok;
 };
 
+/* failoverd's replication_lag_seconds carries a "site" label (PostgreSQL
+ * streaming); these carry a "replica" label */
+static const struct {
+        const char *name;
+        enum tm_metric_type type;
+        const char *help;
+} replica_metrics[] = {
+        { "replication_lag_seconds", TM_METRIC_GAUGE,
+          "Age of the oldest snapshot not yet on the replica (0: caught up)" },
+        { "replication_bytes_behind", TM_METRIC_GAUGE,
+          "Bytes on the repository not yet on the replica" },
+        { "replication_snapshots_behind", TM_METRIC_GAUGE,
+          "Snapshots on the repository not yet on the replica" },
+        { "replication_replica_up", TM_METRIC_GAUGE,
+          "1 when the last pass reached the replica and finished" },
+        { "replication_last_success_timestamp_seconds", TM_METRIC_GAUGE,
+          "When a pass last caught the replica up" },
+        { "replication_passes_total", TM_METRIC_COUNTER, "Replication passes, by result" },
+        { "replication_errors_total", TM_METRIC_COUNTER,
+          "Objects (or listings) that failed to replicate" },
+        { "replication_bytes_total", TM_METRIC_COUNTER, "Bytes copied to the replica" },
+        { "replication_objects_total", TM_METRIC_COUNTER, "Objects copied to the replica" },
+};
+
 static void replica_metrics_define(struct bkd *b)
 {
-        tm_metrics *m = b->metrics;
-
-        /* failoverd's replication_lag_seconds carries a "site" label
-         * (PostgreSQL streaming); this one a "replica" label */
-        tm_metrics_define(m, "replication_lag_seconds", TM_METRIC_GAUGE,
-                          "Age of the oldest snapshot not yet on the replica (0: caught up)", NULL,
-                          0);
-        tm_metrics_define(m, "replication_bytes_behind", TM_METRIC_GAUGE,
-                          "Bytes on the repository not yet on the replica", NULL, 0);
-        tm_metrics_define(m, "replication_snapshots_behind", TM_METRIC_GAUGE,
-                          "Snapshots on the repository not yet on the replica", NULL, 0);
-        tm_metrics_define(m, "replication_replica_up", TM_METRIC_GAUGE,
-                          "1 when the last pass could reach the replica", NULL, 0);
-        tm_metrics_define(m, "replication_last_success_timestamp_seconds", TM_METRIC_GAUGE,
-                          "When a pass last caught the replica up", NULL, 0);
-        tm_metrics_define(m, "replication_passes_total", TM_METRIC_COUNTER,
-                          "Replication passes, by result", NULL, 0);
-        tm_metrics_define(m, "replication_errors_total", TM_METRIC_COUNTER,
-                          "Objects (or listings) that failed to replicate", NULL, 0);
-        tm_metrics_define(m, "replication_bytes_total", TM_METRIC_COUNTER,
-                          "Bytes copied to the replica", NULL, 0);
-        tm_metrics_define(m, "replication_objects_total", TM_METRIC_COUNTER,
-                          "Objects copied to the replica", NULL, 0);
+        for (size_t i = 0; i < TM_ARRAY_SIZE(replica_metrics); i++)
+                tm_metrics_define(b->metrics, replica_metrics[i].name, replica_metrics[i].type,
+                                  replica_metrics[i].help, NULL, 0);
 }
 
 static void *replica_thread(void *arg)

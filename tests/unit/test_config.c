@@ -257,6 +257,12 @@ static void test_names(void **state)
         assert_int_equal(tm_strategy_parse("incremental", &s), 0);
         assert_int_equal(s, TM_STRATEGY_INCREMENTAL);
         assert_int_equal(tm_strategy_parse("continuous", &s), -EINVAL);
+        assert_true(tm_config_name_valid("eu-west_1.b"));
+        assert_false(tm_config_name_valid(""));
+        assert_false(tm_config_name_valid("a b"));
+        assert_false(tm_config_name_valid("a\"b"));
+        assert_false(tm_config_name_valid(
+                "x12345678901234567890123456789012345678901234567890123456789012345"));
         tm_config_token_hash("abc", hex);
         assert_string_equal(hex,
                             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");

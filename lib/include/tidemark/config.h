@@ -140,5 +140,8 @@ int tm_config_section_error(const struct tm_config *c, const struct tm_config_se
 int tm_config_parse_size(const char *v, uint64_t *ret);
 int tm_config_parse_bool(const char *v, int *ret);
 int tm_config_parse_duration(const char *v, int64_t *ret_ns);
+/* A name that may be a section suffix or a metric label value (components,
+ * the replica): 1 to 64 of letters, digits, '-', '_', '.'. Returns 1 or 0. */
+int tm_config_name_valid(const char *s);
 /* Hex SHA-256 of a token, the form [auth] stores (out: 65 bytes). */
 void tm_config_token_hash(const char *token, char out[65]);

@@ -733,7 +733,7 @@ static int on_component(struct loader *l, const char *k, const char *v)
         return fail(l, "unknown key '%s' in [%s]", k, l->cur_section), 0;
 }
 
-static int component_name_valid(const char *s)
+int tm_config_name_valid(const char *s)
 {
         if (!*s || strlen(s) > 64)
                 return 0;
@@ -749,7 +749,7 @@ static int start_component(struct loader *l, const char *name)
         struct tm_config *c = l->c;
         struct tm_component_conf *nc, *cc;
 
-        if (!component_name_valid(name))
+        if (!tm_config_name_valid(name))
                 return fail(l, "invalid component name '%s' (letters, digits, '-', '_', '.')",
                             name);
         if (tm_config_component(c, name))

@@ -52,17 +52,6 @@ void tm_replica_conf_dispose(struct tm_replica_conf *c)
         *c = (struct tm_replica_conf){ 0 };
 }
 
-static int valid_label(const char *s)
-{
-        if (!*s || strlen(s) > 64)
-                return 0;
-        for (; *s; s++)
-                if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
-                      (*s >= '0' && *s <= '9') || *s == '-' || *s == '_' || *s == '.'))
-                        return 0;
-        return 1;
-}
-
 int tm_replica_conf_load(const struct tm_config *c, struct tm_replica_conf *ret, char *err,
                          size_t errlen)
 {
@@ -107,7 +96,7 @@ int tm_replica_conf_load(const struct tm_config *c, struct tm_replica_conf *ret,
         }
         v = tm_config_section_get(s, "name");
         if (v) {
-                if (!valid_label(v)) {
+                if (!tm_config_name_valid(v)) {
                         r = tm_config_section_error(c, s, "name", err, errlen,
                                                     "invalid replica name '%s': use letters, "
                                                     "digits, '-', '_' and '.' (at most 64)",
