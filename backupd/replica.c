@@ -164,6 +164,7 @@ int bkd_replica_start(struct bkd *b)
         o.password = b->password;
         o.password_len = b->password_len;
         o.catalog_path = br->catalog;
+        o.config = b->cfg; /* packs in colder tiers are read where they are */
         r = tm_repo_open(&o, &br->repo);
         if (r < 0)
                 return tm_log_errno(TM_LOG_ERR, r, "replica: cannot open the repository '%s'",

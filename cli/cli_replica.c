@@ -103,6 +103,11 @@ static int one_pass(tm_replica *rep, const char *name)
                                  tm_replica_location(rep));
         if (r == -EEXIST)
                 return CLI_EXIT_FAIL; /* the library named the location and why */
+        if (r == -ENODATA)
+                return cli_error(
+                        "replication to '%s' waits for archived packs to thaw (requested); "
+                        "run it again later",
+                        tm_replica_location(rep));
         if (r == -EBUSY)
                 return cli_error("a prune holds '%s'; replicate again when it is done",
                                  cli_opts.repo);

@@ -109,8 +109,10 @@ int tm_replica_status(tm_replica *r, struct tm_replica_status *ret);
  * leaving a consistent replica. ret (may be NULL) is filled even on failure.
  * Returns 0 when the replica was caught up with what the pass listed;
  * -EEXIST when the location holds another repository (nothing is written
- * there); -ECANCELED; -EBUSY when a prune holds the primary; otherwise the
- * first error (the objects that failed are counted in ret->errors).
+ * there); -ECANCELED; -EBUSY when a prune holds the primary; -ENODATA when
+ * a pack waits for a Glacier thaw (requested; not counted as an error);
+ * otherwise the first error (the objects that failed are counted in
+ * ret->errors).
  */
 int tm_replica_run(tm_replica *r, const volatile int *cancel, struct tm_replica_stats *ret);
 

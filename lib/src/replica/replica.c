@@ -535,8 +535,20 @@ static int copy_one(tm_replica *r, const char *name, uint64_t *ret_bytes)
         int rc;
 
         rc = tm_backend_get(tm_repo_backend(r->primary), name, 0, &b);
+        if (rc == -ENODATA) {
+                /* a pack the lifecycle moved to GLACIER / DEEP_ARCHIVE
+                 * before it was replicated: ask for it now; the pass stops
+                 * before the index files and a later one copies it */
+                int t = tm_backend_thaw(tm_repo_backend(r->primary), name, NULL, 1);
+
+                if (t < 0)
+                        rc = t;
+                tm_log(TM_LOG_INFO, "replica: '%s' is archived; %s", name,
+                       t < 0 ? "its thaw request failed"
+                             : "thaw requested, a later pass copies it");
+        }
         if (rc < 0) {
-                if (rc != -ENOENT)
+                if (rc != -ENOENT && rc != -ENODATA)
                         tm_log_errno(TM_LOG_ERR, rc, "replica: cannot read '%s' from '%s'", name,
                                      tm_repo_location(r->primary));
                 goto out;
@@ -611,7 +623,8 @@ static void *batch_worker(void *arg)
                         continue;
                 }
                 if (rc < 0) {
-                        atomic_fetch_add(&bt->errors, 1);
+                        if (rc != -ENODATA) /* a thaw is not a failure */
+                                atomic_fetch_add(&bt->errors, 1);
                         atomic_compare_exchange_strong(&bt->first_err, &zero, rc);
                         continue;
                 }
