@@ -61,7 +61,8 @@ int cli_cmd_mount(void)
                 return CLI_EXIT_FAIL;
         if (setenv("TIDEMARK_REPOSITORY", o.location, 1) < 0 ||
             (o.catalog_path && setenv("TIDEMARK_CATALOG", o.catalog_path, 1) < 0) ||
-            setenv("TIDEMARK_PASSWORD", pw.p, 1) < 0 || unsetenv("TIDEMARK_PASSWORD_FILE") < 0) {
+            setenv("TIDEMARK_PASSWORD", pw.p, 1) < 0 || unsetenv("TIDEMARK_PASSWORD_FILE") < 0 ||
+            (cli_opts.config && setenv("TIDEMARK_CONFIG", cli_opts.config, 1) < 0)) {
                 r = -errno;
                 cli_secret_dispose(&pw);
                 return cli_error_errno(r, "cannot prepare the environment of tidemark-fs");

@@ -1119,8 +1119,9 @@ int fs_do_read_segs(struct fs *fs, struct fs_file *f, uint64_t off, size_t size,
         segs = NULL;
 out:
         fs_read_segs_free(fs, segs, n);
-        /* never a short read of good bytes then garbage: the whole read fails */
-        return r < 0 && r != -ENOMEM ? -EIO : r;
+        /* never a short read of good bytes then garbage: the whole read fails;
+         * EAGAIN (an archived pack, thaw requested) tells the reader to retry */
+        return r < 0 && r != -ENOMEM && r != -EAGAIN ? -EIO : r;
 }
 
 int fs_do_read(struct fs *fs, struct fs_file *f, uint64_t off, size_t size, tm_buf *out)

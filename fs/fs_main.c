@@ -21,6 +21,7 @@
 
 #include <fuse_opt.h>
 
+#include <tidemark/config.h>
 #include <tidemark/log.h>
 
 #include "fs.h"
@@ -28,7 +29,7 @@
 #define PASSWORD_MAX (16 * 1024)
 
 struct fs_conf {
-        char *repo, *password_file, *catalog, *cache_size;
+        char *repo, *password_file, *catalog, *cache_size, *config;
         char *pos[3];
         int n_pos;
 };
@@ -42,6 +43,7 @@ static const struct fuse_opt conf_spec[] = {
         CONF_OPT("password_file=%s", password_file),
         CONF_OPT("catalog=%s", catalog),
         CONF_OPT("cache_size=%s", cache_size),
+        CONF_OPT("config=%s", config),
         /* mount(8) and fstab options that mean nothing to the kernel: a
          * mount helper must not pass them on (libfuse would refuse them) */
         FUSE_OPT_KEY("defaults", FUSE_OPT_KEY_DISCARD),
@@ -183,6 +185,7 @@ int main(int argc, char **argv)
         struct tm_repo_opts ro = TM_REPO_OPTS_INIT;
         tm_buf pw = TM_BUF_INIT(PASSWORD_MAX);
         struct fuse_loop_config *cfg = NULL;
+        struct tm_config *tcfg = NULL;
         struct fuse_session *se = NULL;
         struct fs_cache *cache = NULL;
         tm_repo *repo = NULL;
@@ -251,6 +254,21 @@ int main(int argc, char **argv)
         ro.catalog_path = conf.catalog ? conf.catalog : getenv("TIDEMARK_CATALOG");
         if (ro.catalog_path && !*ro.catalog_path)
                 ro.catalog_path = NULL;
+        {
+                /* the [tier.*] sections: where older packs live */
+                const char *cpath = conf.config ? conf.config : getenv("TIDEMARK_CONFIG");
+                char err[1024];
+
+                if (cpath && *cpath && tm_config_load(cpath, &tcfg, err, sizeof(err)) < 0) {
+                        fprintf(stderr, "tidemark-fs: error: %s\n", err);
+                        tm_buf_dispose_secret(&pw);
+                        r = 1;
+                        goto out;
+                }
+        }
+        ro.config = tcfg;
+        /* a read must not block for the hours a Glacier thaw takes: EAGAIN */
+        ro.thaw_nowait = 1;
         r = tm_repo_open(&ro, &repo);
         tm_buf_dispose_secret(&pw);
         if (r < 0) {
@@ -317,6 +335,7 @@ out:
                 fs_dispose(&fs);
         fs_cache_free(cache);
         tm_repo_free(repo);
+        tm_config_free(tcfg);
         tm_buf_dispose_secret(&pw);
         free(opts.mountpoint);
         fuse_opt_free_args(&args);
@@ -324,6 +343,7 @@ out:
         free(conf.password_file);
         free(conf.catalog);
         free(conf.cache_size);
+        free(conf.config);
         for (int i = 0; i < conf.n_pos; i++)
                 free(conf.pos[i]);
         return r;

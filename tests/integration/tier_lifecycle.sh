@@ -7,8 +7,9 @@
 # new snapshot uses stays hot; tree packs stop at warm (listing an archived
 # snapshot asks for no thaw); index files and manifests stay hot; a cold ->
 # archive move waits for its thaw; restore of an archived snapshot thaws in
-# one batch, waits and is byte-exact; thaw --no-wait; check --read-data;
-# the catalog rebuilds from the tiers.
+# one batch, waits and is byte-exact; thaw --no-wait; through the mount, a
+# read of a cold pack is EAGAIN, starts the thaw and works once it is done;
+# check --read-data; the catalog rebuilds from the tiers.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 tm_setup
@@ -122,6 +123,30 @@ assert_contains "$RUN_OUT$RUN_ERR" "restore requested" "restore thaws first"
 content_manifest "$T/c" "$T/want"
 content_manifest "$T/out" "$T/got"
 assert_files_equal "$T/want" "$T/got" "restore from the archive tier"
+
+# ---- the filesystem: a read of an archived (cold) pack is EAGAIN and starts the thaw
+if [[ $(id -u) -eq 0 && -c /dev/fuse ]] && command -v fusermount3 >/dev/null &&
+        [[ -x $TM_BIN/tidemark-fs ]]; then
+        A1=$(snapshot_ids | sed -n 1p)
+        M="$T/mnt"
+        mkdir -p "$M"
+        fuse_mount_bg "$M" "$T/fs.log" "$TM_EXE" mount "$M" -f
+        F=$(find "$M/.snapshots/$A1" -name big.bin)
+        [[ -n $F ]] || fail "browsing an archived snapshot in the mount"
+        R0=$(front_stat restores)
+        if err=$(cat "$F" 2>&1 >/dev/null); then
+                fail "a read of a cold pack through the mount succeeded before any thaw"
+        fi
+        assert_contains "$err" "Resource temporarily unavailable" "mount read of a cold pack"
+        [[ $(front_stat restores) -gt $R0 ]] || fail "the mount did not request a thaw"
+        assert_contains "$(cat "$T/fs.log")" "thaw requested" "the mount logs the thaw"
+        sleep 2.5
+        cmp "$F" "$T/a/big.bin" || fail "read through the mount after the thaw"
+        fuse_teardown "$M"
+        log "mount: EAGAIN, thaw requested, readable after the thaw"
+else
+        log "mount part not run (needs root, /dev/fuse, fusermount3)"
+fi
 run tm thaw latest
 assert_rc 0 "thaw (wait) of the latest snapshot"
 check_ok --read-data
