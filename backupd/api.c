@@ -498,24 +498,47 @@ static int api_storage(struct tm_http_req *rq, json_t *body, json_t **ret)
 {
         struct bkd *b = tm_http_app(rq);
         uint64_t bytes, packs, snaps, cap = b->cfg->capacity_bytes;
-        json_t *pct;
+        const struct tm_tier_set *set = tm_repo_tiers(b->repo);
+        struct tm_tier_stats ts;
+        json_t *tiers;
         int r;
 
-        r = bkd_storage(b, &bytes, &packs, &snaps);
+        (void)body;
+        r = bkd_storage(b, &bytes, &packs, &snaps, &ts);
         if (r < 0)
                 return r;
-        pct = cap ? json_real(100.0 * (double)bytes / (double)cap) : json_null();
-        *ret = json_pack("{s:I, s:I, s:I, s:o, s:O, s:{s:{s:I, s:I, s:o, s:O}, s:{s:I, s:I}, "
-                         "s:{s:I, s:I}, s:{s:I, s:I}}}",
-                         "bytes", (json_int_t)bytes, "packs", (json_int_t)packs, "snapshots",
-                         (json_int_t)snaps, "capacity_bytes",
-                         cap ? json_integer((json_int_t)cap) : json_null(), "percent", pct, "tiers",
-                         "hot", "bytes", (json_int_t)bytes, "packs", (json_int_t)packs,
-                         "capacity_bytes", cap ? json_integer((json_int_t)cap) : json_null(),
-                         "percent", pct, "warm", "bytes", (json_int_t)0, "packs", (json_int_t)0,
-                         "cold", "bytes", (json_int_t)0, "packs", (json_int_t)0, "archive", "bytes",
-                         (json_int_t)0, "packs", (json_int_t)0);
-        json_decref(pct);
+        /* every tier is reported (0 when not configured): dashboards key on
+         * the four names; the capacity and percent are the hot location's */
+        tiers = json_object();
+        for (unsigned i = 0; tiers && i < TM_TIER_LEVELS; i++) {
+                const struct tm_tier_conf *t = &set->t[i];
+                json_t *one = json_pack(
+                        "{s:I, s:I, s:b, s:s?, s:s?}", "bytes", (json_int_t)ts.bytes[i], "packs",
+                        (json_int_t)ts.packs[i], "configured", t->configured, "storage_class",
+                        t->storage_class, "location",
+                        i == TM_TIER_HOT ? b->repo_location : t->location);
+
+                if (one && i == TM_TIER_HOT) {
+                        json_object_set_new(one, "capacity_bytes",
+                                            cap ? json_integer((json_int_t)cap) : json_null());
+                        json_object_set_new(one, "percent",
+                                            cap ? json_real(100.0 * (double)ts.bytes[i] /
+                                                            (double)cap)
+                                                : json_null());
+                }
+                if (!one || json_object_set_new(tiers, tm_tier_level_name(i), one) < 0) {
+                        json_decref(tiers);
+                        return -ENOMEM;
+                }
+        }
+        if (!tiers)
+                return -ENOMEM;
+        *ret = json_pack("{s:I, s:I, s:I, s:o, s:o, s:o}", "bytes", (json_int_t)bytes, "packs",
+                         (json_int_t)packs, "snapshots", (json_int_t)snaps, "capacity_bytes",
+                         cap ? json_integer((json_int_t)cap) : json_null(), "percent",
+                         cap ? json_real(100.0 * (double)ts.bytes[TM_TIER_HOT] / (double)cap)
+                             : json_null(),
+                         "tiers", tiers);
         return *ret ? 200 : -ENOMEM;
 }
 

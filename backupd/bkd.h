@@ -13,6 +13,7 @@
 #include <tidemark/jobs.h>
 #include <tidemark/metrics.h>
 #include <tidemark/repo.h>
+#include <tidemark/tier.h>
 
 struct bkd_watcher;
 struct bkd_replica;
@@ -57,6 +58,7 @@ struct bkd {
         int64_t sched_tick; /* last time the scheduler looked (mono ns) */
         int64_t (*next_run)[TM_STRATEGY_COUNT];
         int64_t next_retention;
+        int64_t next_lifecycle; /* storage tiers: the next lifecycle pass, -1 none */
 
         /* one thread per component with schedule.continuous (jobs.c) */
         struct bkd_watcher *watchers;
@@ -68,6 +70,7 @@ struct bkd {
         pthread_mutex_t stats_lock;
         int64_t stats_at;
         uint64_t stats_bytes, stats_packs, stats_snapshots;
+        struct tm_tier_stats stats_tiers; /* packs and bytes per storage tier */
 
         /* the unfiltered GET /api/v1/backups answer, valid while the
          * repository's snapshots/ directory keeps its mtime (and for at
@@ -98,8 +101,10 @@ void bkd_backup_name(const struct tm_snapshot *s, char *out, size_t n);
 void bkd_metrics_define(struct bkd *b);
 /* Recompute the gauges derived from the history and the repository. */
 void bkd_metrics_refresh(struct bkd *b);
-/* Storage figures, cached for a few seconds. */
-int bkd_storage(struct bkd *b, uint64_t *bytes, uint64_t *packs, uint64_t *snapshots);
+/* Storage figures, cached for a few seconds; tiers (may be NULL) gets the
+ * packs and bytes of each storage tier. */
+int bkd_storage(struct bkd *b, uint64_t *bytes, uint64_t *packs, uint64_t *snapshots,
+                struct tm_tier_stats *tiers);
 
 /* replica.c: the [replica] loop. start validates the section (errors name
  * FILE:LINE) and starts the thread when there is one; kick asks for a pass

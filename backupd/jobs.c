@@ -36,6 +36,7 @@ int bkd_repo_open(struct bkd *b, tm_repo **ret)
         o.password = b->password;
         o.password_len = b->password_len;
         o.catalog_path = b->job_catalog;
+        o.config = b->cfg;
         return tm_repo_open(&o, ret);
 }
 
@@ -107,6 +108,8 @@ void bkd_metrics_define(struct bkd *b)
                           0);
         tm_metrics_define(m, "backup_storage_bytes", TM_METRIC_GAUGE,
                           "Bytes the repository occupies, by tier", NULL, 0);
+        tm_metrics_define(m, "backup_storage_packs", TM_METRIC_GAUGE,
+                          "Pack files the repository holds, by tier", NULL, 0);
         tm_metrics_define(m, "backup_last_success_timestamp_seconds", TM_METRIC_GAUGE,
                           "Unix time of the last successful backup of a component", NULL, 0);
         tm_metrics_define(m, "backup_jobs_running", TM_METRIC_GAUGE, "Jobs running now", NULL, 0);
@@ -121,8 +124,10 @@ static const char *component_tier(struct bkd *b, const char *component)
         return cc ? tm_tier_name(cc->tier) : "standard";
 }
 
-int bkd_storage(struct bkd *b, uint64_t *bytes, uint64_t *packs, uint64_t *snapshots)
+int bkd_storage(struct bkd *b, uint64_t *bytes, uint64_t *packs, uint64_t *snapshots,
+                struct tm_tier_stats *tiers)
 {
+        struct tm_tier_stats ts;
         struct tm_repo_stats st;
         int64_t now = tm_time_mono();
         int r = 0;
@@ -133,8 +138,13 @@ int bkd_storage(struct bkd *b, uint64_t *bytes, uint64_t *packs, uint64_t *snaps
                 r = bkd_repo_sync(b, 1); /* packs change with prune too */
                 if (r >= 0)
                         r = tm_stats_compute(b->repo, &st);
+                /* where the packs are now: listing each tier (the stores
+                 * are the record, not the catalog) */
+                if (r >= 0)
+                        r = tm_tier_usage(b->repo, &ts);
                 pthread_mutex_unlock(&b->repo_lock);
                 if (r >= 0) {
+                        b->stats_tiers = ts;
                         b->stats_bytes = st.pack_bytes;
                         b->stats_packs = st.packs;
                         b->stats_snapshots = st.snapshots;
@@ -144,6 +154,8 @@ int bkd_storage(struct bkd *b, uint64_t *bytes, uint64_t *packs, uint64_t *snaps
         *bytes = b->stats_bytes;
         *packs = b->stats_packs;
         *snapshots = b->stats_snapshots;
+        if (tiers)
+                *tiers = b->stats_tiers;
         pthread_mutex_unlock(&b->stats_lock);
         return r < 0 ? r : 0;
 }
@@ -153,6 +165,7 @@ void bkd_metrics_refresh(struct bkd *b)
         struct tm_job *a = NULL;
         size_t n = 0;
         uint64_t bytes, packs, snaps;
+        struct tm_tier_stats tiers;
         int running = 0;
         size_t queued;
 
@@ -209,13 +222,25 @@ void bkd_metrics_refresh(struct bkd *b)
         pthread_mutex_unlock(&b->qlock);
         tm_metrics_set(b->metrics, "backup_jobs_running", NULL, running);
         tm_metrics_set(b->metrics, "backup_jobs_queued", NULL, (double)queued);
-        if (bkd_storage(b, &bytes, &packs, &snaps) >= 0) {
-                const char *lab[] = { "tier", "hot", NULL };
+        if (bkd_storage(b, &bytes, &packs, &snaps, &tiers) >= 0) {
+                const struct tm_tier_set *set = tm_repo_tiers(b->repo);
 
-                tm_metrics_set(b->metrics, "backup_storage_bytes", lab, (double)bytes);
-                if (b->cfg->capacity_bytes)
-                        tm_metrics_set(b->metrics, "backup_storage_utilization_percent", lab,
-                                       100.0 * (double)bytes / (double)b->cfg->capacity_bytes);
+                for (unsigned i = 0; i < TM_TIER_LEVELS; i++) {
+                        const char *lab[] = { "tier", tm_tier_level_name(i), NULL };
+
+                        if (!set->t[i].configured)
+                                continue;
+                        tm_metrics_set(b->metrics, "backup_storage_bytes", lab,
+                                       (double)tiers.bytes[i]);
+                        tm_metrics_set(b->metrics, "backup_storage_packs", lab,
+                                       (double)tiers.packs[i]);
+                        /* capacity is the hot location's; object stores have none */
+                        if (i == TM_TIER_HOT && b->cfg->capacity_bytes)
+                                tm_metrics_set(b->metrics, "backup_storage_utilization_percent",
+                                               lab,
+                                               100.0 * (double)tiers.bytes[i] /
+                                                       (double)b->cfg->capacity_bytes);
+                }
         }
         bkd_replica_metrics(b);
 }
@@ -600,6 +625,41 @@ out:
         return r;
 }
 
+/* A lifecycle pass over the storage tiers (one at a time, and never with a
+ * prune: both move and delete packs). */
+static int run_lifecycle_job(struct bkd *b, struct tm_job *job)
+{
+        struct tm_tier_stats st = { 0 };
+        tm_repo *repo = NULL;
+        json_t *res;
+        int r;
+
+        r = bkd_repo_open(b, &repo);
+        if (r < 0) {
+                snprintf(job->error, sizeof(job->error), "cannot open the repository: %s",
+                         strerror(-r));
+                return r;
+        }
+        pthread_mutex_lock(&b->retention_lock);
+        r = tm_tier_run(repo, NULL, &st);
+        pthread_mutex_unlock(&b->retention_lock);
+        tm_repo_free(repo);
+        res = json_pack("{s:I, s:I, s:I, s:I, s:I}", "moved", (json_int_t)st.moved, "moved_bytes",
+                        (json_int_t)st.moved_bytes, "thawing", (json_int_t)st.thawing,
+                        "finished", (json_int_t)st.finished, "failed", (json_int_t)st.failed);
+        if (res) {
+                job->result_json = json_dumps(res, JSON_COMPACT);
+                json_decref(res);
+        }
+        if (r < 0)
+                snprintf(job->error, sizeof(job->error), "lifecycle pass: %s%s", strerror(-r),
+                         r == -EAGAIN ? " (some moves failed; they are retried next pass)" : "");
+        pthread_mutex_lock(&b->stats_lock);
+        b->stats_at = 0; /* the tiers changed: recount */
+        pthread_mutex_unlock(&b->stats_lock);
+        return r;
+}
+
 /* A scheduled retention pass over every component that has a policy. */
 static int run_retention_job(struct bkd *b, struct tm_job *job)
 {
@@ -650,6 +710,8 @@ static void run_job(struct bkd *b, uint64_t id)
                 r = run_validate(b, &job);
         else if (!strcmp(job.kind, "retention"))
                 r = run_retention_job(b, &job);
+        else if (!strcmp(job.kind, "lifecycle"))
+                r = run_lifecycle_job(b, &job);
         else
                 r = run_backup(b, &job);
         job.finished = tm_time_now();
@@ -824,6 +886,15 @@ static void *scheduler(void *arg)
 
                         b->next_retention = tm_schedule_next(&b->cfg->retention_schedule, now);
                         snprintf(job.kind, sizeof(job.kind), "retention");
+                        snprintf(job.trigger, sizeof(job.trigger), "schedule");
+                        bkd_jobs_enqueue(b, &job);
+                }
+                if (b->next_lifecycle >= 0 && now >= b->next_lifecycle) {
+                        struct tm_job job = { 0 };
+
+                        b->next_lifecycle = tm_schedule_next(&tm_repo_tiers(b->repo)->schedule,
+                                                             now);
+                        snprintf(job.kind, sizeof(job.kind), "lifecycle");
                         snprintf(job.trigger, sizeof(job.trigger), "schedule");
                         bkd_jobs_enqueue(b, &job);
                 }
@@ -1020,6 +1091,9 @@ int bkd_jobs_start(struct bkd *b)
                         return r;
                 b->n_workers++;
         }
+        b->next_lifecycle = tm_repo_tiers(b->repo)->has_schedule
+                                    ? tm_schedule_next(&tm_repo_tiers(b->repo)->schedule, now)
+                                    : -1;
         b->next_retention = b->cfg->has_retention_schedule
                                     ? tm_schedule_next(&b->cfg->retention_schedule, now)
                                     : -1;

@@ -237,6 +237,7 @@ int main(int argc, char **argv)
                 o.password = b.password;
                 o.password_len = b.password_len;
                 o.catalog_path = b.catalog;
+                o.config = b.cfg;
                 r = tm_repo_open(&o, &b.repo);
         }
         if (r < 0) {

@@ -37,6 +37,10 @@ struct tm_tier_conf {
 struct tm_tier_set {
         struct tm_tier_conf t[TM_TIER_LEVELS];
         int n_configured; /* tiers below hot */
+        /* when backupd runs the lifecycle: [tier.hot] schedule (default
+         * hourly; "none": never) */
+        int has_schedule;
+        struct tm_schedule schedule;
 };
 
 /* "hot", "warm", "cold", "archive" ("?" out of range). */

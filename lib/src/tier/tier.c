@@ -79,8 +79,14 @@ static void set_defaults(struct tm_tier_set *s)
         s->t[TM_TIER_HOT].configured = 1;
 }
 
+struct sched_state {
+        int has_schedule, schedule_none;
+        struct tm_schedule schedule;
+};
+
 static int load_one(const struct tm_config *c, const struct tm_config_section *sec,
-                    struct tm_tier_conf *t, unsigned level, char *err, size_t errlen)
+                    struct tm_tier_conf *t, unsigned level, struct sched_state *set, char *err,
+                    size_t errlen)
 {
         for (size_t k = 0; k < sec->n_kv; k++) {
                 const char *key = sec->kv[k].key, *v = sec->kv[k].value;
@@ -112,6 +118,19 @@ static int load_one(const struct tm_config *c, const struct tm_config_section *s
                                 t->age_ns = ns;
                         else
                                 t->thaw_poll_ns = ns;
+                } else if (!strcmp(key, "schedule") && level == TM_TIER_HOT) {
+                        if (!strcmp(v, "none")) {
+                                set->has_schedule = 0;
+                                set->schedule_none = 1;
+                        } else if (tm_schedule_parse(v, &set->schedule) < 0) {
+                                return tm_config_section_error(
+                                        c, sec, key, err, errlen,
+                                        "schedule: '%s' is not a schedule (hourly, daily, "
+                                        "every 6h, a cron line, none)",
+                                        v);
+                        } else {
+                                set->has_schedule = 1;
+                        }
                 } else if (!strcmp(key, "retrieval")) {
                         if (!retrieval_valid(v))
                                 return tm_config_section_error(
@@ -131,7 +150,7 @@ static int load_one(const struct tm_config *c, const struct tm_config_section *s
                         return tm_config_section_error(
                                 c, sec, key, err, errlen,
                                 "unknown key '%s' in [%s] (location, storage_class, age, "
-                                "retrieval, thaw_days, thaw_poll)",
+                                "retrieval, thaw_days, thaw_poll; schedule in [tier.hot])",
                                 key, sec->name);
                 }
         }
@@ -141,6 +160,7 @@ static int load_one(const struct tm_config *c, const struct tm_config_section *s
 int tm_tier_set_load(const struct tm_config *c, struct tm_tier_set *ret, char *err, size_t errlen)
 {
         const struct tm_config_section *secs[TM_TIER_LEVELS] = { 0 };
+        struct sched_state sched = { 0 };
         int64_t prev = 0;
         int r;
 
@@ -161,7 +181,7 @@ int tm_tier_set_load(const struct tm_config *c, struct tm_tier_set *ret, char *e
                                 "unknown tier [%s]: tiers are hot, warm, cold, archive", sec->name);
                 secs[level] = sec;
                 ret->t[level].configured = 1;
-                r = load_one(c, sec, &ret->t[level], level, err, errlen);
+                r = load_one(c, sec, &ret->t[level], level, &sched, err, errlen);
                 if (r < 0)
                         return r;
         }
@@ -181,6 +201,12 @@ int tm_tier_set_load(const struct tm_config *c, struct tm_tier_set *ret, char *e
                         if (!t->storage_class)
                                 return -ENOMEM;
                 }
+        }
+        if (sched.has_schedule) {
+                ret->has_schedule = 1;
+                ret->schedule = sched.schedule;
+        } else if (!sched.schedule_none && ret->n_configured > 0) {
+                ret->has_schedule = tm_schedule_parse("hourly", &ret->schedule) == 0;
         }
         for (unsigned i = 0; i < TM_TIER_LEVELS; i++) {
                 if (!ret->t[i].configured)
