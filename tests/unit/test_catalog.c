@@ -361,6 +361,29 @@ static void test_blobs(void **state)
         assert_int_equal(got.offset,
                          !memcmp(pack.b, p1.b, TM_ID_LEN) ? 5 * 4096 + (1ULL << 32) : 12);
 
+        /* every location of blob 5, in pack order; max bounds the answer */
+        {
+                tm_id packs[4];
+                struct tm_pack_entry all[4];
+                size_t n = 9;
+
+                assert_int_equal(tm_catalog_blob_find_all(f->cat, &e.id, packs, all, 4, &n), 0);
+                assert_int_equal(n, 2);
+                assert_memory_equal(packs[0].b, p1.b, TM_ID_LEN);
+                assert_memory_equal(packs[1].b, p2.b, TM_ID_LEN);
+                assert_int_equal(all[0].offset, 5 * 4096 + (1ULL << 32));
+                assert_int_equal(all[1].offset, 12);
+                assert_memory_equal(all[1].id.b, e.id.b, TM_ID_LEN);
+                assert_int_equal(tm_catalog_blob_find_all(f->cat, &e.id, packs, all, 1, &n), 0);
+                assert_int_equal(n, 1);
+                assert_int_equal(tm_catalog_blob_find_all(f->cat, &e.id, packs, all, 0, &n),
+                                 -EINVAL);
+                e = make_entry(N + 5, 0);
+                assert_int_equal(tm_catalog_blob_find_all(f->cat, &e.id, packs, all, 4, &n),
+                                 -ENOENT);
+                assert_int_equal(n, 0);
+        }
+
         /* all locations, each once */
         assert_int_equal(tm_catalog_blob_foreach(f->cat, collect_blob, l), 0);
         assert_int_equal(l->n, N + 1);

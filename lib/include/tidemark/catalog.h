@@ -58,6 +58,11 @@ int tm_catalog_blob_add(tm_catalog *cat, const tm_id *pack_id, const struct tm_p
 /* Returns 0 and fills *ret_pack and *ret, or -ENOENT. */
 int tm_catalog_blob_find(tm_catalog *cat, const tm_id *blob_id, tm_id *ret_pack,
                          struct tm_pack_entry *ret);
+/* Every location of a blob (at most max, in pack id order): ret_packs[i]
+ * and ret[i] for i < *ret_n. Storage tiers pick the warmest copy.
+ * Returns 0, -ENOENT, -EINVAL, -errno. */
+int tm_catalog_blob_find_all(tm_catalog *cat, const tm_id *blob_id, tm_id *ret_packs,
+                             struct tm_pack_entry *ret, size_t max, size_t *ret_n);
 typedef int (*tm_catalog_blob_fn)(const tm_id *blob_id, const tm_id *pack_id,
                                   const struct tm_pack_entry *e, void *userdata);
 int tm_catalog_blob_foreach(tm_catalog *cat, tm_catalog_blob_fn fn, void *userdata);

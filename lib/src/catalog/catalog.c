@@ -66,6 +66,7 @@ enum stmt {
         S_PACK_PAGE,
         S_BLOB_ADD,
         S_BLOB_FIND,
+        S_BLOB_FIND_ALL,
         S_BLOB_PAGE,
         S_BLOB_PACK_PAGE,
         S_BLOB_COUNT,
@@ -98,6 +99,8 @@ static const char *const stmt_sql[N_STMT] = {
                                 "length, raw_length) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
         [S_BLOB_FIND]         = "SELECT pack, type, flags, \"offset\", length, raw_length "
                                 "FROM blobs WHERE id = ?1 LIMIT 1",
+        [S_BLOB_FIND_ALL]     = "SELECT pack, type, flags, \"offset\", length, raw_length "
+                                "FROM blobs WHERE id = ?1 ORDER BY pack LIMIT ?2",
         [S_BLOB_PAGE]         = "SELECT id, pack, type, flags, \"offset\", length, raw_length "
                                 "FROM blobs WHERE (id, pack) > (?1, ?2) ORDER BY id, pack LIMIT ?3",
         [S_BLOB_PACK_PAGE]    = "SELECT id, pack, type, flags, \"offset\", length, raw_length "
@@ -858,6 +861,38 @@ int tm_catalog_blob_find(tm_catalog *cat, const tm_id *blob_id, tm_id *ret_pack,
                 if (ret)
                         *ret = e;
         }
+        return r;
+}
+
+int tm_catalog_blob_find_all(tm_catalog *cat, const tm_id *blob_id, tm_id *ret_packs,
+                             struct tm_pack_entry *ret, size_t max, size_t *ret_n)
+{
+        sqlite3_stmt *st;
+        size_t n = 0;
+        int rc, r = 0;
+
+        if (!cat || !blob_id || !ret_packs || !ret || !ret_n || max == 0 || max > INT32_MAX)
+                return -EINVAL;
+        lock(cat);
+        st = get_stmt(cat, S_BLOB_FIND_ALL);
+        bind_id(st, 1, blob_id);
+        sqlite3_bind_int64(st, 2, (sqlite3_int64)max);
+        while ((rc = sqlite3_step(st)) == SQLITE_ROW && n < max) {
+                r = column_id(st, 0, &ret_packs[n]);
+                if (r < 0)
+                        break;
+                memset(&ret[n], 0, sizeof(ret[n]));
+                ret[n].id = *blob_id;
+                column_entry(st, 1, &ret[n]);
+                n++;
+        }
+        if (r == 0 && rc != SQLITE_ROW && rc != SQLITE_DONE)
+                r = map_rc(cat, rc, "blob find all");
+        done_stmt(st);
+        unlock(cat);
+        if (r == 0 && n == 0)
+                r = -ENOENT;
+        *ret_n = r == 0 ? n : 0;
         return r;
 }
 
