@@ -408,6 +408,10 @@ int cli_cmd_stats(void)
                         "index_files", (json_int_t)st.index_files);
 
                 if (o) {
+                        json_object_set_new(o, "fresh_copies",
+                                            json_integer((json_int_t)st.fresh_copies));
+                        json_object_set_new(o, "fresh_copy_bytes",
+                                            json_integer((json_int_t)st.fresh_copy_bytes));
                         json_object_set_new(o, "compression_ratio",
                                             st.blob_stored_bytes ? json_real(compression)
                                                                  : json_null());
@@ -431,6 +435,14 @@ int cli_cmd_stats(void)
                 cli_out("  stored size:          %s in %llu packs (%s of blobs)\n", packs,
                         (unsigned long long)st.packs, stored);
                 cli_out("  index files:          %llu\n", (unsigned long long)st.index_files);
+                if (st.fresh_copies) {
+                        char fresh[32];
+
+                        cli_format_bytes(st.fresh_copy_bytes, fresh, sizeof(fresh));
+                        cli_out("  fresh copies of archived blobs: %llu (%s kept hot/warm so "
+                                "recent snapshots need no thaw)\n",
+                                (unsigned long long)st.fresh_copies, fresh);
+                }
                 if (st.blob_stored_bytes)
                         cli_out("  compression ratio:    %.2fx\n", compression);
                 else

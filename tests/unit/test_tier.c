@@ -6,8 +6,9 @@
  * per pack, removal from every tier, rediscovery by listing), lifecycle
  * passes with a moved clock (hot -> warm -> cold -> archive, trees stop at
  * warm, a pack a young snapshot uses stays hot, an interrupted move is
- * finished), usage, thaw of readable tiers, and a restore from the
- * tiers. */
+ * finished), a backup of data found only archived storing fresh hot copies
+ * (counted by stats, read instead of the archived ones), usage, thaw of
+ * readable tiers, and a restore from the tiers. */
 #include <tidemark/config.h>
 #include <tidemark/tier.h>
 
@@ -223,6 +224,31 @@ static void test_tiered_backend(void **state)
         free(dir);
 }
 
+static int count_blob_cb(const tm_id *blob, const tm_id *pack, const struct tm_pack_entry *e,
+                         void *ud)
+{
+        (void)blob;
+        (void)pack;
+        (void)e;
+        (*(int *)ud)++;
+        return 0;
+}
+
+struct tier_hist {
+        tm_repo *repo;
+        uint64_t n[TM_TIER_LEVELS + 1];
+};
+
+static int hist_cb(const tm_id *pack_id, uint8_t type, uint64_t size, void *ud)
+{
+        struct tier_hist *h = ud;
+
+        (void)type;
+        (void)size;
+        h->n[tm_tier_of_pack(h->repo, pack_id)]++;
+        return 0;
+}
+
 /* A repository on local directories with all four tiers. */
 struct tfix {
         char *dir;
@@ -356,6 +382,16 @@ static void test_tier_lifecycle(void **state)
                 assert_int_equal(us.bytes[i], st.bytes[i]);
         }
         assert_true(us.bytes[TM_TIER_ARCHIVE] > 0);
+        /* each pack's tier, one by one, agrees with the listings */
+        {
+                struct tier_hist h = { .repo = f->r };
+
+                assert_int_equal(tm_catalog_pack_foreach(tm_repo_catalog(f->r), hist_cb, &h), 0);
+                for (unsigned i = 0; i < TM_TIER_LEVELS; i++)
+                        assert_int_equal(h.n[i], us.packs[i]);
+                assert_int_equal(h.n[TM_TIER_LEVELS], 0);
+                assert_int_equal(tm_tier_of_pack(f->r, &(tm_id){ { 0 } }), TM_TIER_LEVELS);
+        }
 
         /* an interrupted move (copy made, source not deleted) is finished */
         {
@@ -392,6 +428,37 @@ static void test_tier_lifecycle(void **state)
                 assert_int_equal(st.finished, 1);
                 assert_int_equal(access(q, F_OK), -1);
                 assert_int_equal(access(p, F_OK), 0);
+        }
+
+        /* a new backup of b's data finds it only archived: it stores fresh hot
+         * copies (counted by stats), and the new snapshot reads only those */
+        {
+                struct tm_snapshot b2 = { 0 };
+                struct tm_repo_stats rs;
+                uint64_t archived_only = 0;
+                char arch[PATH_MAX], moved[PATH_MAX];
+                size_t hot_before = tier_files(f, "repo");
+
+                assert_int_equal(tm_repo_blob_foreach_dedup(f->r, count_blob_cb, &(int){ 0 },
+                                                            &archived_only),
+                                 0);
+                assert_true(archived_only > 0);
+                assert_int_equal(tm_stats_compute(f->r, &rs), 0);
+                assert_int_equal(rs.fresh_copies, 0);
+                assert_int_equal(tmt_backup(f->r, srcb, "b", "full", &b2), 0);
+                assert_true(tier_files(f, "repo") > hot_before);
+                assert_int_equal(tm_stats_compute(f->r, &rs), 0);
+                assert_true(rs.fresh_copies > 0 && rs.fresh_copies <= archived_only);
+                assert_true(rs.fresh_copy_bytes > 0);
+                /* the archive gone for a moment: the new snapshot still restores */
+                tmt_path(arch, sizeof(arch), f->dir, "archive");
+                tmt_path(moved, sizeof(moved), f->dir, "archive.away");
+                assert_int_equal(rename(arch, moved), 0);
+                tmt_path(target, sizeof(target), f->dir, "out2");
+                assert_int_equal(tmt_restore(f->r, &b2, target, NULL), 0);
+                assert_true(tmt_trees_equal(srcb, target, TMT_CMP_ALL));
+                assert_int_equal(rename(moved, arch), 0);
+                tm_snapshot_dispose(&b2);
         }
 
         /* everything reads back from where it is */

@@ -172,5 +172,8 @@ struct tm_repo_stats {
         uint64_t blob_stored_bytes;            /* sealed */
         uint64_t restore_bytes, restore_files; /* sum over snapshots (logical) */
         uint64_t index_files;
+        /* storage tiers: blobs stored again hot/warm because a backup found
+         * them only in cold/archive packs, and what those copies occupy */
+        uint64_t fresh_copies, fresh_copy_bytes;
 };
 int tm_stats_compute(tm_repo *repo, struct tm_repo_stats *ret);

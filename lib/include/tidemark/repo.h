@@ -130,6 +130,17 @@ int tm_repo_blob_has(tm_repo *repo, const tm_id *id);
 /* Load, verify and decompress a blob. Returns 0, -ENOENT (unknown id),
  * -EBADMSG (integrity failure; logged once with pack and blob id). */
 int tm_repo_blob_load(tm_repo *repo, const tm_id *id, tm_buf *ret);
+/**
+ * tm_repo_blob_foreach_dedup() - the blobs a new backup may reference
+ * instead of storing them again: fn once per blob, with its warmest location,
+ * skipping blobs that are stored only in cold or archive packs (a backup
+ * writes a fresh hot copy of those, so a recent snapshot never waits for a
+ * thaw). Without tiers, every location of every blob (as
+ * tm_catalog_blob_foreach). ret_archived_only (may be NULL) gets the number
+ * skipped. Returns 0, fn's non-zero return, -errno.
+ */
+int tm_repo_blob_foreach_dedup(tm_repo *repo, tm_catalog_blob_fn fn, void *userdata,
+                               uint64_t *ret_archived_only);
 /* Load one blob from a known location. */
 int tm_repo_blob_load_at(tm_repo *repo, const tm_id *pack_id, const struct tm_pack_entry *e,
                          tm_buf *ret);

@@ -103,6 +103,10 @@ struct tm_tier_opts {
  */
 int tm_tier_run(tm_repo *repo, const struct tm_tier_opts *o, struct tm_tier_stats *ret);
 
+/* The tier holding a pack's warmest copy, TM_TIER_LEVELS when it is in none
+ * (or unknown). Cheap after the first call: see tm_backend_tier_where(). */
+unsigned tm_tier_of_pack(tm_repo *repo, const tm_id *pack_id);
+
 /* Packs and bytes per tier, from the tiers' listings (no temperature, no
  * move). Returns 0 or -errno. */
 int tm_tier_usage(tm_repo *repo, struct tm_tier_stats *ret);

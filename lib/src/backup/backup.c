@@ -1192,7 +1192,8 @@ int tm_backup_run(tm_repo *repo, const struct tm_backup_opts *o, struct tm_snaps
         r = tm_idset_init(&b->set, nblobs + 4096);
         if (r < 0)
                 goto out;
-        r = tm_catalog_blob_foreach(tm_repo_catalog(repo), load_known, &b->set);
+        /* blobs only in cold/archive packs are not known: stored afresh, hot */
+        r = tm_repo_blob_foreach_dedup(repo, load_known, &b->set, NULL);
         if (r < 0)
                 goto out;
         for (int t = 0; t < 2; t++) {

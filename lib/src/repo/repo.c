@@ -900,15 +900,119 @@ out:
         return r;
 }
 
+#define BLOB_COPIES_MAX 8
+
+/* A blob may be stored twice: a fresh hot copy of an archived one. Read the
+ * warmest copy, so recent snapshots never wait for a thaw. */
+static int blob_find_warmest(tm_repo *repo, const tm_id *id, tm_id *ret_pack,
+                             struct tm_pack_entry *ret)
+{
+        tm_id packs[BLOB_COPIES_MAX];
+        struct tm_pack_entry es[BLOB_COPIES_MAX];
+        size_t n = 0, best = 0;
+        unsigned best_tier = TM_TIER_LEVELS + 1;
+        int r;
+
+        if (!tm_backend_is_tiered(repo->be))
+                return tm_catalog_blob_find(repo->cat, id, ret_pack, ret);
+        r = tm_catalog_blob_find_all(repo->cat, id, packs, es, BLOB_COPIES_MAX, &n);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < n && n > 1; i++) {
+                unsigned t = tm_tier_of_pack(repo, &packs[i]);
+
+                if (t < best_tier) {
+                        best_tier = t;
+                        best = i;
+                }
+        }
+        *ret_pack = packs[best];
+        *ret = es[best];
+        return 0;
+}
+
 int tm_repo_blob_load(tm_repo *repo, const tm_id *id, tm_buf *ret)
 {
         struct tm_pack_entry e;
         tm_id pack;
-        int r = tm_catalog_blob_find(repo->cat, id, &pack, &e);
+        int r = blob_find_warmest(repo, id, &pack, &e);
 
         if (r < 0)
                 return r;
         return tm_repo_blob_load_at(repo, &pack, &e, ret);
+}
+
+struct dedup_ctx {
+        tm_repo *repo;
+        tm_catalog_blob_fn fn;
+        void *ud;
+        /* the locations of the current blob (rows come grouped by blob id) */
+        tm_id blob, packs[BLOB_COPIES_MAX];
+        struct tm_pack_entry es[BLOB_COPIES_MAX];
+        size_t n;
+        uint64_t archived_only;
+};
+
+static int dedup_flush(struct dedup_ctx *c)
+{
+        size_t warm = c->n;
+        int r;
+
+        for (size_t i = 0; i < c->n && warm == c->n; i++)
+                if (tm_tier_of_pack(c->repo, &c->packs[i]) <= TM_TIER_WARM)
+                        warm = i;
+        if (c->n && warm == c->n)
+                c->archived_only++;
+        r = c->n && warm < c->n ? c->fn(&c->blob, &c->packs[warm], &c->es[warm], c->ud) : 0;
+        c->n = 0;
+        return r;
+}
+
+static int dedup_cb(const tm_id *blob_id, const tm_id *pack_id, const struct tm_pack_entry *e,
+                    void *ud)
+{
+        struct dedup_ctx *c = ud;
+        int r;
+
+        if (c->n && tm_id_cmp(&c->blob, blob_id) != 0) {
+                r = dedup_flush(c);
+                if (r != 0)
+                        return r;
+        }
+        c->blob = *blob_id;
+        if (c->n < BLOB_COPIES_MAX) {
+                c->packs[c->n] = *pack_id;
+                c->es[c->n] = *e;
+                c->n++;
+        }
+        return 0;
+}
+
+int tm_repo_blob_foreach_dedup(tm_repo *repo, tm_catalog_blob_fn fn, void *userdata,
+                               uint64_t *ret_archived_only)
+{
+        struct dedup_ctx *c;
+        int r;
+
+        if (!repo || !fn)
+                return -EINVAL;
+        if (ret_archived_only)
+                *ret_archived_only = 0;
+        if (!tm_backend_is_tiered(repo->be))
+                return tm_catalog_blob_foreach(repo->cat, fn, userdata);
+        c = calloc(1, sizeof(*c));
+        if (!c)
+                return -ENOMEM;
+        c->repo = repo;
+        c->fn = fn;
+        c->ud = userdata;
+        r = tm_catalog_blob_foreach(repo->cat, dedup_cb, c);
+        if (r == 0)
+                r = dedup_flush(c);
+        if (ret_archived_only)
+                *ret_archived_only = c->archived_only;
+        free(c);
+        return r;
 }
 
 int tm_repo_tree_load(tm_repo *repo, const tm_id *tree_id, struct tm_tree *ret)

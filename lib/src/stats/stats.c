@@ -7,9 +7,10 @@
 #include <string.h>
 
 #include <tidemark/ops.h>
+#include <tidemark/tier.h>
 
 struct blob_row {
-        tm_id id;
+        tm_id id, pack;
         uint32_t raw, stored;
 };
 
@@ -49,13 +50,40 @@ static int collect_blob(const tm_id *blob_id, const tm_id *pack_id, const struct
                 acc->rows = rows;
                 acc->cap = cap;
         }
-        acc->rows[acc->n++] = (struct blob_row){ *blob_id, e->raw_length, e->length };
+        acc->rows[acc->n++] = (struct blob_row){ *blob_id, *pack_id, e->raw_length, e->length };
         return 0;
 }
 
 static int row_cmp(const void *a, const void *b)
 {
         return tm_id_cmp(&((const struct blob_row *)a)->id, &((const struct blob_row *)b)->id);
+}
+
+/* A blob stored in several packs (rows[i..] share its id): when one copy is
+ * cold or archive and another warm or hot, the warm one is the
+ * fresh copy a backup paid for. */
+static void fresh_copy(tm_repo *repo, const struct blob_row *rows, size_t i, size_t n,
+                       struct tm_repo_stats *st)
+{
+        uint32_t warm_bytes = 0;
+        int warm = 0, cold = 0;
+
+        if (!tm_backend_is_tiered(tm_repo_backend(repo)))
+                return;
+        for (size_t j = i; j < n && tm_id_cmp(&rows[j].id, &rows[i].id) == 0; j++) {
+                unsigned t = tm_tier_of_pack(repo, &rows[j].pack);
+
+                if (t <= TM_TIER_WARM && !warm) {
+                        warm = 1;
+                        warm_bytes = rows[j].stored;
+                } else if (t >= TM_TIER_COLD && t < TM_TIER_LEVELS) {
+                        cold = 1;
+                }
+        }
+        if (warm && cold) {
+                st->fresh_copies++;
+                st->fresh_copy_bytes += warm_bytes;
+        }
 }
 
 /* Statistics of the whole repository. A blob stored in several packs (two
@@ -98,6 +126,8 @@ int tm_stats_compute(tm_repo *repo, struct tm_repo_stats *ret)
         for (size_t i = 0; i < acc.n; i++) {
                 if (i > 0 && tm_id_cmp(&acc.rows[i].id, &acc.rows[i - 1].id) == 0)
                         continue;
+                if (i + 1 < acc.n && tm_id_cmp(&acc.rows[i].id, &acc.rows[i + 1].id) == 0)
+                        fresh_copy(repo, acc.rows, i, acc.n, &st);
                 st.blobs++;
                 st.blob_raw_bytes += acc.rows[i].raw;
                 st.blob_stored_bytes += acc.rows[i].stored;

@@ -740,6 +740,19 @@ out:
         return r;
 }
 
+unsigned tm_tier_of_pack(tm_repo *repo, const tm_id *pack_id)
+{
+        char name[128];
+        unsigned mask = 0;
+
+        if (!repo || !pack_id)
+                return TM_TIER_LEVELS;
+        tm_repo_pack_name(pack_id, name, sizeof(name));
+        if (tm_backend_tier_where(tm_repo_backend(repo), name, &mask) < 0)
+                return TM_TIER_LEVELS;
+        return (unsigned)lowest_bit(mask);
+}
+
 /* ---- usage ---- */
 
 struct usage_ctx {
