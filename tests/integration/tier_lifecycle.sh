@@ -16,7 +16,7 @@ tm_setup
 . "$TM_SRC/tests/fake/s3env.sh"
 s3_start --restore-delay 2
 
-HOT=6 WARM=14 COLD=22
+HOT=7 WARM=17 COLD=27
 cat >"$T/tidemark.conf" <<CONF
 [tier.hot]
 age = ${HOT}s
@@ -96,8 +96,11 @@ wait_age $((COLD + 2))
 tier_run
 THAWING=$(printf '%s' "$RUN_OUT" | json_get 'd["thawing"]')
 [[ $THAWING -ge 1 ]] || fail "a cold -> archive move did not wait for a thaw"
-sleep 2.5
-tier_run
+for _ in 1 2 3 4; do
+        sleep 2.5
+        tier_run
+        [[ $(printf '%s' "$RUN_OUT" | json_get 'd["thawing"]') -eq 0 ]] && break
+done
 [[ $(s3_objects archive/data) -ge 1 ]] || fail "nothing reached the archive"
 [[ $(s3_objects cold/data) -ge 1 ]] || fail "a's data did not reach cold"
 [[ $(s3_objects warm/data) -ge 2 ]] || fail "tree packs left warm"
@@ -140,8 +143,8 @@ if [[ $(id -u) -eq 0 && -c /dev/fuse ]] && command -v fusermount3 >/dev/null &&
         assert_contains "$err" "Resource temporarily unavailable" "mount read of a cold pack"
         [[ $(front_stat restores) -gt $R0 ]] || fail "the mount did not request a thaw"
         assert_contains "$(cat "$T/fs.log")" "thaw requested" "the mount logs the thaw"
-        sleep 2.5
-        cmp "$F" "$T/a/big.bin" || fail "read through the mount after the thaw"
+        thawed() { cmp -s "$F" "$T/a/big.bin"; }
+        wait_for 15 "a read through the mount after the thaw" thawed
         fuse_teardown "$M"
         log "mount: EAGAIN, thaw requested, readable after the thaw"
 else
