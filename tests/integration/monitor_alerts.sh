@@ -79,6 +79,10 @@ type = freshness
 service = backupd
 interval = 1s
 timeout = 5s
+[check.failed_jobs]
+type = jobs
+service = backupd
+interval = 1s
 [check.queue]
 type = metric
 service = backupd
@@ -235,6 +239,9 @@ assert_http 200 "run a check now" '"status":"ok"'
 mhttp GET /api/v1/health
 assert_http 200 "aggregate health" '"backupd"'
 [[ $(printf '%s' "$HTTP_BODY" | json_get 'd["checks"]["backupd_health"]["status"]') == ok ]] || fail "health: $HTTP_BODY"
+mhttp POST /api/v1/health/check/failed_jobs
+assert_http 200 "jobs check" '"status":"ok"'
+assert_contains "$HTTP_BODY" "recent jobs, none failed" "jobs check"
 
 # ------------------------------------------------------------ 4. incident lifecycle
 mhttp POST /api/v1/incidents -H "Content-Type: application/json" -d '{

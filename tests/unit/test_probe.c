@@ -197,13 +197,57 @@ static void test_run(void **state)
         tm_http_free(s);
 }
 
+static void test_jobs(void **state)
+{
+        json_t *jobs =
+                json_loads("[{\"kind\":\"backup\",\"component\":\"db\",\"state\":\"succeeded\","
+                           "\"finished\":\"2025-01-07T09:00:00Z\"},"
+                           "{\"kind\":\"validate\",\"component\":\"db\",\"state\":\"failed\","
+                           "\"error\":\"blob damaged\",\"finished\":\"2025-01-07T09:30:00Z\"},"
+                           "{\"kind\":\"backup\",\"component\":\"web\",\"state\":\"interrupted\","
+                           "\"retried_by\":9,\"finished\":\"2025-01-07T09:40:00Z\"},"
+                           "{\"kind\":\"backup\",\"component\":\"old\",\"state\":\"failed\","
+                           "\"finished\":\"2025-01-01T09:00:00Z\"},"
+                           "{\"kind\":\"backup\",\"component\":\"web\",\"state\":\"running\","
+                           "\"created\":\"2025-01-07T09:50:00Z\"}]",
+                           0, NULL);
+        struct tm_config *cfg;
+        struct tm_probe_config *pc;
+        struct tm_probe_result res;
+        char err[256];
+        int64_t now;
+
+        assert_int_equal(tm_time_parse("2025-01-07T10:00:00Z", &now, NULL), 0);
+        assert_int_equal(mt_config("[service.b]\nurl = http://h:1\n[check.all]\ntype = jobs\n"
+                                   "service = b\n[check.backups]\ntype = jobs\nservice = b\n"
+                                   "kinds = backup\nwindow = 7d\n",
+                                   &cfg, err, sizeof(err)),
+                         0);
+        assert_int_equal(tm_probe_config_load(cfg, &pc, err, sizeof(err)), 0);
+        tm_probe_eval_jobs(tm_probe_check_find(pc, "all"), jobs, now, &res);
+        assert_int_equal(res.status, TM_PROBE_FAILING);
+        assert_true(res.value == 1);
+        assert_non_null(strstr(res.message, "1 of 4 recent jobs failed: validate db failed: "
+                                            "blob damaged"));
+        /* backups only, over a week: the old failure counts, the retried one not */
+        tm_probe_eval_jobs(tm_probe_check_find(pc, "backups"), jobs, now, &res);
+        assert_int_equal(res.status, TM_PROBE_FAILING);
+        assert_non_null(strstr(res.message, "backup old failed"));
+        assert_null(strstr(res.message, "web"));
+        tm_probe_eval_jobs(tm_probe_check_find(pc, "backups"), jobs,
+                           now + 8 * 86400 * TM_NSEC_PER_SEC, &res);
+        assert_int_equal(res.status, TM_PROBE_OK);
+        json_decref(jobs);
+        tm_probe_config_free(pc);
+        tm_config_free(cfg);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
-                cmocka_unit_test(test_config),
-                cmocka_unit_test(test_helpers),
-                cmocka_unit_test(test_eval),
-                cmocka_unit_test(test_run),
+                cmocka_unit_test(test_config), cmocka_unit_test(test_helpers),
+                cmocka_unit_test(test_eval),   cmocka_unit_test(test_run),
+                cmocka_unit_test(test_jobs),
         };
 
         return cmocka_run_group_tests(tests, NULL, NULL);

@@ -11,6 +11,10 @@
  *              and compare it (op = > >= < <= == !=, threshold =): the
  *              check FAILS while the comparison holds (replication lag >
  *              60, utilization > 85, failed jobs > 0)
+ *   jobs       the service's recent jobs (GET /api/v1/backups/status):
+ *              fails while a job of kinds = (backup validate ...; default
+ *              every kind) failed within window = (default 24h) and was not
+ *              retried successfully: failed backups, validations, drills
  *   freshness  every component's last successful backup
  *              (backup_last_success_timestamp_seconds) is younger than its
  *              tier's RPO (critical 5 min, high 15 min, standard 1 h,
@@ -19,10 +23,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <jansson.h>
+
 #include <tidemark/config.h>
 #include <tidemark/promtext.h>
 
-enum tm_probe_type { TM_PROBE_HTTP, TM_PROBE_METRIC, TM_PROBE_FRESHNESS };
+enum tm_probe_type { TM_PROBE_HTTP, TM_PROBE_METRIC, TM_PROBE_FRESHNESS, TM_PROBE_JOBS };
 enum tm_probe_status { TM_PROBE_UNKNOWN, TM_PROBE_OK, TM_PROBE_FAILING };
 enum tm_probe_op { TM_PROBE_GT, TM_PROBE_GE, TM_PROBE_LT, TM_PROBE_LE, TM_PROBE_EQ, TM_PROBE_NE };
 
@@ -49,6 +55,8 @@ struct tm_probe_check {
         int absent_fails;   /* metric: a missing metric fails the check (default no) */
         char **components;  /* freshness: NULL-terminated; NULL = every [component.*] */
         int64_t max_age_ns; /* freshness: 0 = the tier's RPO */
+        char **kinds;       /* jobs: NULL-terminated; NULL = every kind */
+        int64_t window_ns;  /* jobs: how far back a failure counts */
 };
 
 struct tm_probe_config {
@@ -104,6 +112,11 @@ void tm_probe_eval_metric(const struct tm_probe_check *c, const tm_promtext *pt,
                           struct tm_probe_result *ret);
 void tm_probe_eval_freshness(const struct tm_config *cfg, const struct tm_probe_check *c,
                              const tm_promtext *pt, int64_t now, struct tm_probe_result *ret);
+/* The pure half of a jobs check: jobs is the array of job objects
+ * ("kind", "state", "component", "finished" or "created", "error",
+ * "retried_by"). */
+void tm_probe_eval_jobs(const struct tm_probe_check *c, const json_t *jobs, int64_t now,
+                        struct tm_probe_result *ret);
 /**
  * tm_probe_scrape() - GET a service's /metrics and parse it. Returns 0 and
  * *ret (caller frees), or -errno with err set.

@@ -61,7 +61,9 @@ const char *tm_probe_status_name(enum tm_probe_status s)
 
 const char *tm_probe_type_name(enum tm_probe_type t)
 {
-        return t == TM_PROBE_HTTP ? "http" : t == TM_PROBE_METRIC ? "metric" : "freshness";
+        static const char *names[] = { "http", "metric", "freshness", "jobs" };
+
+        return names[t];
 }
 
 static const char *op_names[] = { ">", ">=", "<", "<=", "==", "!=" };
@@ -115,6 +117,7 @@ static void check_dispose(struct tm_probe_check *c)
         free(c->metric);
         tm_probe_strv_free(c->matchers);
         tm_probe_strv_free(c->components);
+        tm_probe_strv_free(c->kinds);
 }
 
 void tm_probe_config_free(struct tm_probe_config *pc)
@@ -245,7 +248,7 @@ static int load_check(const struct tm_config *cfg, const struct tm_probe_config 
 {
         static const char *keys[] = { "type",   "service",    "url",       "interval", "timeout",
                                       "metric", "labels",     "aggregate", "op",       "threshold",
-                                      "absent", "components", "max_age" };
+                                      "absent", "components", "max_age",   "kinds",    "window" };
         const char *type = tm_config_section_get(s, "type"), *v;
         int r;
 
@@ -264,7 +267,7 @@ static int load_check(const struct tm_config *cfg, const struct tm_probe_config 
                 return -ENOMEM;
         if (!type)
                 return tm_config_section_error(cfg, s, NULL, err, errlen,
-                                               "[%s] needs type = http, metric or freshness",
+                                               "[%s] needs type = http, metric, freshness or jobs",
                                                s->name);
         if (!strcmp(type, "http"))
                 c->type = TM_PROBE_HTTP;
@@ -272,9 +275,12 @@ static int load_check(const struct tm_config *cfg, const struct tm_probe_config 
                 c->type = TM_PROBE_METRIC;
         else if (!strcmp(type, "freshness"))
                 c->type = TM_PROBE_FRESHNESS;
+        else if (!strcmp(type, "jobs"))
+                c->type = TM_PROBE_JOBS;
         else
                 return tm_config_section_error(cfg, s, "type", err, errlen,
-                                               "type must be http, metric or freshness, not '%s'",
+                                               "type must be http, metric, freshness or jobs, "
+                                               "not '%s'",
                                                type);
         v = tm_config_section_get(s, "service");
         if (v) {
@@ -295,6 +301,9 @@ static int load_check(const struct tm_config *cfg, const struct tm_probe_config 
                                  errlen);
         if (r >= 0)
                 r = get_duration(cfg, s, "max_age", 0, &c->max_age_ns, err, errlen);
+        if (r >= 0)
+                r = get_duration(cfg, s, "window", 86400 * TM_NSEC_PER_SEC, &c->window_ns, err,
+                                 errlen);
         if (r < 0)
                 return r;
         if (c->type == TM_PROBE_METRIC) {
@@ -341,6 +350,9 @@ static int load_check(const struct tm_config *cfg, const struct tm_probe_config 
                                         cfg, s, "labels", err, errlen,
                                         "labels must be NAME=VALUE ..., not '%s'", *m);
         }
+        v = tm_config_section_get(s, "kinds");
+        if (v && tm_probe_strv_split(v, &c->kinds) < 0)
+                return -ENOMEM;
         v = tm_config_section_get(s, "components");
         if (v) {
                 if (tm_probe_strv_split(v, &c->components) < 0)
@@ -512,6 +524,94 @@ void tm_probe_eval_freshness(const struct tm_config *cfg, const struct tm_probe_
         }
 }
 
+void tm_probe_eval_jobs(const struct tm_probe_check *c, const json_t *jobs, int64_t now,
+                        struct tm_probe_result *ret)
+{
+        char failed[400] = "";
+        size_t len = 0, n_failed = 0, n_seen = 0, i;
+        json_t *j;
+
+        json_array_foreach((json_t *)jobs, i, j)
+        {
+                const char *kind = json_string_value(json_object_get(j, "kind"));
+                const char *state = json_string_value(json_object_get(j, "state"));
+                const char *when = json_string_value(json_object_get(j, "finished"));
+                int64_t t;
+                int want = !c->kinds;
+
+                for (char **k = c->kinds; kind && k && *k; k++)
+                        want |= !strcmp(*k, kind);
+                if (!want || !state || !kind)
+                        continue;
+                if (!when)
+                        when = json_string_value(json_object_get(j, "created"));
+                if (!when || tm_time_parse(when, &t, NULL) < 0 || now - t > c->window_ns)
+                        continue;
+                n_seen++;
+                /* an interrupted job that was retried is judged by its retry */
+                if (json_object_get(j, "retried_by"))
+                        continue;
+                if (strcmp(state, "failed") && strcmp(state, "partial") &&
+                    strcmp(state, "interrupted"))
+                        continue;
+                n_failed++;
+                if (len < sizeof(failed) - 1) {
+                        const char *comp = json_string_value(json_object_get(j, "component"));
+                        const char *e = json_string_value(json_object_get(j, "error"));
+                        int k = snprintf(failed + len, sizeof(failed) - len, "%s%s %s %s%s%s",
+                                         len ? "; " : "", kind, comp ? comp : "", state,
+                                         e ? ": " : "", e ? e : "");
+
+                        len += k > 0 ? (size_t)k : 0;
+                }
+        }
+        ret->value = (double)n_failed;
+        if (n_failed) {
+                ret->status = TM_PROBE_FAILING;
+                snprintf(ret->message, sizeof(ret->message), "%zu of %zu recent jobs failed: %s",
+                         n_failed, n_seen, failed);
+        } else {
+                ret->status = TM_PROBE_OK;
+                snprintf(ret->message, sizeof(ret->message), "%zu recent jobs, none failed",
+                         n_seen);
+        }
+}
+
+static int run_jobs(const struct tm_probe_check *c, int timeout_ms, struct tm_probe_result *ret)
+{
+        struct tm_httpc_req rq = { .timeout_ms = timeout_ms, .max_response = 16u << 20 };
+        struct tm_httpc_resp resp;
+        char url[2048];
+        json_t *doc = NULL;
+        int r;
+
+        snprintf(url, sizeof(url), "%s/api/v1/backups/status", c->service->url);
+        rq.url = url;
+        rq.bearer = c->service->token;
+        r = tm_httpc_request(&rq, &resp);
+        ret->latency_ns = resp.latency_ns;
+        if (r >= 0 && resp.status == 200)
+                doc = json_loads((const char *)resp.body.data, 0, NULL);
+        if (r < 0)
+                snprintf(ret->message, sizeof(ret->message), "%.250s: %.250s", url, resp.error);
+        else if (resp.status != 200)
+                snprintf(ret->message, sizeof(ret->message), "%.400s answered HTTP %ld", url,
+                         resp.status);
+        else if (!json_is_array(json_object_get(doc, "recent")))
+                snprintf(ret->message, sizeof(ret->message), "%.400s: no \"recent\" job list", url);
+        tm_buf_dispose(&resp.body);
+        if (!json_is_array(json_object_get(doc, "recent"))) {
+                ret->status = TM_PROBE_FAILING;
+                ret->reached = r >= 0;
+                json_decref(doc);
+                return 0;
+        }
+        ret->reached = 1;
+        tm_probe_eval_jobs(c, json_object_get(doc, "recent"), tm_time_now(), ret);
+        json_decref(doc);
+        return 0;
+}
+
 int tm_probe_run(const struct tm_config *cfg, const struct tm_probe_check *c,
                  struct tm_probe_result *ret)
 {
@@ -552,6 +652,8 @@ int tm_probe_run(const struct tm_config *cfg, const struct tm_probe_check *c,
                 tm_buf_dispose(&resp.body);
                 return 0;
         }
+        if (c->type == TM_PROBE_JOBS)
+                return run_jobs(c, timeout_ms, ret);
         t0 = tm_time_mono();
         r = tm_probe_scrape(c->service, timeout_ms, &pt, ret->message, sizeof(ret->message));
         ret->latency_ns = tm_time_mono() - t0;
