@@ -376,7 +376,9 @@ out:
         tm_http_free(m.http);
         m.http = NULL;
         mon_engine_stop(&m);
-        mon_runbooks_wait(&m, 10);
+        /* cancelled runbooks end within their longest step timeout (an HTTP
+         * call, 30 s) */
+        mon_runbooks_wait(&m, 40);
         tm_notify_free(m.notify, exit_code == 0 ? 3000 : 0);
         if (access_fd > 2)
                 close(access_fd);

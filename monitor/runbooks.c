@@ -59,8 +59,8 @@ static void *exec_thread(void *arg)
         if (r < 0)
                 snprintf(x->job.error, sizeof(x->job.error), "%s",
                          r == -EIO ? "a step failed" : strerror(-r));
-        result = json_pack("{s:s, s:O, s:o}", "runbook", x->rb->name, "context",
-                           x->context ? x->context : json_object(), "steps",
+        result = json_pack("{s:s, s:o, s:o}", "runbook", x->rb->name, "context",
+                           x->context ? json_incref(x->context) : json_object(), "steps",
                            log ? log : json_array());
         s = result ? json_dumps(result, JSON_COMPACT) : NULL;
         free(x->job.result_json);
