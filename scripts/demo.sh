@@ -46,8 +46,17 @@ stop_backupd() {
     echo "tidemark-backupd stopped$how"
   fi
 }
-trap 'unmount; stop_backupd' EXIT
-trap 'echo; unmount; echo "unmounted ${MNT#"$PWD"/}"; stop_backupd; exit 0' INT TERM
+MON_PID=
+stop_monitord() {
+  if [ -n "$MON_PID" ]; then
+    kill -TERM "$MON_PID" 2>/dev/null || true
+    wait "$MON_PID" 2>/dev/null || true
+    MON_PID=
+    echo "tidemark-monitord stopped"
+  fi
+}
+trap 'unmount; stop_monitord; stop_backupd' EXIT
+trap 'echo; unmount; echo "unmounted ${MNT#"$PWD"/}"; stop_monitord; stop_backupd; exit 0' INT TERM
 
 # a mount left over from an earlier demo would stop rm -rf
 if mountpoint -q "$MNT" 2>/dev/null; then
@@ -195,6 +204,121 @@ print("%d backups" % d["count"])
 for b in d["backups"]:
     print("  %-40s %-10s %-13s %s" % (b["name"], b["component"], b["strategy"], b["time"]))'
 
+say "tidemark-monitord: monitoring and business continuity, wired to backupd"
+MON="$BIN/tidemark-monitord"
+MCONF="$DEMO/monitord.conf"
+if [ -x "$BIN/tidemark-failoverd" ]; then
+  echo "(tidemark-failoverd is built but not yet wired into this demo)"
+fi
+cat > "$MCONF" <<CONF
+# written by scripts/demo.sh: see docs/monitoring.md and docs/business-continuity.md
+[monitor]
+listen = 127.0.0.1:0
+state_dir = $DEMO/monitord-state
+access_log = $DEMO/monitord-access.log
+scrape_interval = 2s
+
+[component.plugins]
+type = files
+paths = $SRC
+tier = high
+
+[service.backupd]
+url = $URL
+tier = high
+
+[check.backupd_health]
+type = http
+service = backupd
+interval = 2s
+
+[check.backup_freshness]
+type = freshness
+service = backupd
+interval = 2s
+
+[check.storage_utilization]
+type = metric
+service = backupd
+metric = backup_storage_utilization_percent
+op = >
+threshold = 85
+interval = 10s
+
+[alert.backup_stale]
+check = backup_freshness
+severity = critical
+summary = a component has no backup within its RPO
+runbook = backup_failing
+
+[alert.backupd_down]
+check = backupd_health
+severity = critical
+for = 10s
+CONF
+cat "$(dirname "$0")/../contrib/runbooks/backup_failing.conf" >> "$MCONF"
+echo "${MCONF#"$PWD"/}: [monitor], a service, three checks, two alerts, contrib/runbooks/backup_failing.conf"
+printf '$ %s\n' "$MON -c ${MCONF#"$PWD"/} --port-file ${DEMO#"$PWD"/}/monitord.port 2>${DEMO#"$PWD"/}/monitord.log &"
+"$MON" -c "$MCONF" --port-file "$DEMO/monitord.port" </dev/null 2>>"$DEMO/monitord.log" &
+MON_PID=$!
+for _ in $(seq 100); do
+  [ -s "$DEMO/monitord.port" ] && break
+  kill -0 "$MON_PID" 2>/dev/null || { MON_PID=; tail -n 5 "$DEMO/monitord.log" >&2; echo "tidemark-monitord failed to start" >&2; exit 1; }
+  sleep 0.1
+done
+MURL="http://127.0.0.1:$(cat "$DEMO/monitord.port")"
+echo "tidemark-monitord (pid $MON_PID) serves $MURL  (API documentation: $MURL/docs)"
+sleep 3
+
+say "system health (the spec's curl)"
+printf '$ %s\n' "curl -s $MURL/api/v1/health | python3 -m json.tool"
+curl -s "$MURL/api/v1/health" | python3 -m json.tool
+
+say "report an incident (the spec's curl)"
+printf '$ %s\n' "curl -X POST $MURL/api/v1/incidents -H \"Content-Type: application/json\" -d '{\"title\": \"Database connectivity issues\", \"severity\": \"high\", \"affected_services\": [\"user-management\", \"authentication\"]}'"
+INC=$(curl -s -X POST "$MURL/api/v1/incidents" -H "Content-Type: application/json" \
+  -d '{"title": "Database connectivity issues", "severity": "high", "affected_services": ["user-management", "authentication"]}' |
+  python3 -c 'import json,sys; d = json.load(sys.stdin); print(d["id"])')
+echo "opened $INC"
+
+say "trigger a runbook on it (the spec's curl): a full backup through backupd, then a freshness check"
+printf '$ %s\n' "curl -X POST $MURL/api/v1/runbooks/execute -H \"Content-Type: application/json\" -d '{\"runbook\": \"backup_failing\", \"context\": {\"incident_id\": \"$INC\"}}'"
+EXE=$(curl -s -X POST "$MURL/api/v1/runbooks/execute" -H "Content-Type: application/json" \
+  -d "{\"runbook\": \"backup_failing\", \"context\": {\"incident_id\": \"$INC\"}}" |
+  python3 -c 'import json,sys; print(json.load(sys.stdin)["execution_id"])')
+for _ in $(seq 300); do
+  STATE=$(curl -s "$MURL/api/v1/runbooks/executions/$EXE" | python3 -c 'import json,sys; print(json.load(sys.stdin)["state"])')
+  [ "$STATE" != running ] && [ "$STATE" != queued ] && break
+  sleep 0.2
+done
+echo "runbook execution $EXE: $STATE"
+printf '$ %s\n' "curl -s $MURL/api/v1/incidents/$INC  # its timeline:"
+curl -s "$MURL/api/v1/incidents/$INC" | python3 -c '
+import json, sys
+d = json.load(sys.stdin)
+for e in d["timeline"]:
+    print("  %s  %-9s %s" % (e["time"], e["kind"], e["message"]))'
+curl -s -X POST "$MURL/api/v1/incidents/$INC/acknowledge" >/dev/null
+curl -s -X POST "$MURL/api/v1/incidents/$INC/resolve" -H "Content-Type: application/json" -d '{"message": "backups verified"}' >/dev/null
+echo "$INC acknowledged and resolved"
+
+say "SLA from the health probes (the spec's curl), 1 h window"
+printf '$ %s\n' "curl -s $MURL/api/v1/sla/metrics"
+curl -s "$MURL/api/v1/sla/metrics" | python3 -c '
+import json, sys
+d = json.load(sys.stdin)
+for name, s in d["services"].items():
+    w = s["windows"].get("1h")
+    if w:
+        print("  %s (%s, target %.2f %%): %.3f %% over %d probes, p95 %.1f ms, downtime budget left %.0f s"
+              % (name, s["tier"], s["target_percent"], w["availability_percent"], w["probes"],
+                 w["p95_response_ms"], w["downtime_budget_left_seconds"]))'
+
+say "active alerts (the spec's curl)"
+printf '$ %s\n' "curl -s $MURL/api/v1/alerts/active"
+curl -s "$MURL/api/v1/alerts/active"
+echo
+
 say "every instant as a directory: the time-travel filesystem at ${MNT#"$PWD"/}"
 mkdir -p "$MNT"
 printf '$ %s\n' "$TM mount ${MNT#"$PWD"/} -f &"
@@ -219,11 +343,13 @@ say "done: repository in $TIDEMARK_REPOSITORY, catalog in $TIDEMARK_CATALOG"
 if [ "${DEMO_NO_WAIT:-0}" = 1 ] || [ ! -t 0 ]; then
   unmount
   echo "unmounted $M"
+  stop_monitord
   stop_backupd
   exit 0
 fi
 echo "the repository stays mounted at $M (try: ls $M/latest/plugins, ls $M/.history/plugins);"
 echo "tidemark-backupd keeps serving $URL (try: curl $URL/api/v1/backups/status);"
+echo "tidemark-monitord keeps serving $MURL (try: curl $MURL/api/v1/health);"
 echo "press Ctrl-C to unmount and stop"
 # wait returns early on a signal; the INT/TERM trap unmounts and exits
 while kill -0 "$FS_PID" 2>/dev/null; do wait "$FS_PID" || true; done
