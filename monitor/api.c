@@ -289,7 +289,7 @@ static int api_test_alert(struct tm_http_req *rq, json_t *body, json_t **ret)
         const char *message = "test alert from tidemark-monitord", *severity = "info";
         const char *const *names = tm_notify_names(m->notify);
         struct tm_notify_msg msg = { 0 };
-        json_t *results = json_array();
+        json_t *results;
         char key[64];
         int ok = 0, r;
 
@@ -301,6 +301,9 @@ static int api_test_alert(struct tm_http_req *rq, json_t *body, json_t **ret)
         }
         if (!tm_notify_count(m->notify))
                 return tm_http_fail(rq, -ENOENT, "no [channel.*] is configured");
+        results = json_array();
+        if (!results)
+                return -ENOMEM;
         snprintf(key, sizeof(key), "tidemark/test/%lld", (long long)tm_time_now());
         msg.kind = "test";
         msg.status = "firing";
