@@ -16,36 +16,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <tidemark/daemon.h>
 #include <tidemark/log.h>
 #include <tidemark/time.h>
 
 #include "bkd.h"
-
-static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
-
-/* Daemons log one JSON object per line (STYLE.md 3.5). */
-static void json_sink(enum tm_log_level level, int err, const char *msg, void *userdata)
-{
-        static const char *names[] = { "error", "warning", "info", "debug", "trace" };
-        char ts[40], *s;
-        json_t *o;
-
-        tm_time_format_ns(tm_time_now(), ts, sizeof(ts));
-        o = json_pack("{s:s, s:s, s:s, s:s}", "ts", ts, "level", names[level], "msg", msg,
-                      "service", "backupd");
-        if (!o)
-                return;
-        if (err)
-                json_object_set_new(o, "errno", json_integer(err < 0 ? -err : err));
-        s = json_dumps(o, JSON_COMPACT);
-        json_decref(o);
-        if (!s)
-                return;
-        pthread_mutex_lock(&log_lock);
-        fprintf(stderr, "%s\n", s);
-        pthread_mutex_unlock(&log_lock);
-        free(s);
-}
 
 static void usage(FILE *f)
 {
@@ -106,34 +81,6 @@ static int load_password(struct bkd *b)
         return 0;
 }
 
-static int mkdir_p(const char *path)
-{
-        char buf[4096];
-
-        snprintf(buf, sizeof(buf), "%s", path);
-        for (char *p = buf + 1; *p; p++)
-                if (*p == '/') {
-                        *p = '\0';
-                        if (mkdir(buf, 0700) < 0 && errno != EEXIST)
-                                return -errno;
-                        *p = '/';
-                }
-        if (mkdir(buf, 0700) < 0 && errno != EEXIST)
-                return -errno;
-        return 0;
-}
-
-static int open_log_fd(const char *spec)
-{
-        if (!strcmp(spec, "none"))
-                return -1;
-        if (!strcmp(spec, "stderr"))
-                return 2;
-        if (!strcmp(spec, "stdout"))
-                return 1;
-        return open(spec, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-}
-
 int main(int argc, char **argv)
 {
         static const struct option opts[] = {
@@ -154,7 +101,7 @@ int main(int argc, char **argv)
         int c, r, check_only = 0, access_fd = -1, exit_code = 1, sig = 0;
         sigset_t sigs;
 
-        tm_log_set_sink(json_sink, NULL);
+        tm_log_set_sink(tm_daemon_log_sink, "backupd");
         while ((c = getopt_long(argc, argv, "c:vh", opts, NULL)) != -1) {
                 switch (c) {
                 case 'c':
@@ -248,7 +195,7 @@ int main(int argc, char **argv)
                 snprintf(state_dir, sizeof(state_dir), "%s", b.cfg->state_dir);
         else
                 snprintf(state_dir, sizeof(state_dir), "/var/lib/tidemark-backupd");
-        r = mkdir_p(state_dir);
+        r = tm_daemon_mkdir_p(state_dir);
         if (r < 0) {
                 tm_log_errno(TM_LOG_ERR, r, "cannot create the state directory '%s'", state_dir);
                 goto out;
@@ -294,10 +241,9 @@ int main(int argc, char **argv)
                         goto out;
                 }
         }
-        access_fd = open_log_fd(b.cfg->access_log);
-        if (access_fd < 0 && strcmp(b.cfg->access_log, "none")) {
-                tm_log_errno(TM_LOG_ERR, -errno, "cannot open the access log '%s'",
-                             b.cfg->access_log);
+        r = tm_daemon_open_log(b.cfg->access_log, &access_fd);
+        if (r < 0) {
+                tm_log_errno(TM_LOG_ERR, r, "cannot open the access log '%s'", b.cfg->access_log);
                 goto out;
         }
         if (!b.cfg->n_tokens && b.cfg->anonymous_role > TM_ROLE_NONE)
@@ -320,19 +266,10 @@ int main(int argc, char **argv)
                 goto out;
         tm_log(TM_LOG_INFO, "listening on %s (port %d), %zu components, %d workers", ho.listen,
                tm_http_port(b.http), b.cfg->n_components, b.cfg->workers);
-        if (port_file) {
-                char tmp[4096 + 8];
-                FILE *f;
-
-                snprintf(tmp, sizeof(tmp), "%s.tmp", port_file);
-                f = fopen(tmp, "w");
-                if (!f || fprintf(f, "%d\n", tm_http_port(b.http)) < 0 || fclose(f) != 0 ||
-                    rename(tmp, port_file) < 0) {
-                        tm_log_errno(TM_LOG_ERR, -errno, "cannot write '%s'", port_file);
-                        goto out;
-                }
+        if (port_file && (r = tm_daemon_write_port_file(port_file, tm_http_port(b.http))) < 0) {
+                tm_log_errno(TM_LOG_ERR, r, "cannot write '%s'", port_file);
+                goto out;
         }
-
         for (;;) {
                 if (sigwait(&sigs, &sig) != 0)
                         continue;

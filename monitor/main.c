@@ -7,44 +7,18 @@
  * go out, running runbooks are cancelled.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
+#include <tidemark/daemon.h>
 #include <tidemark/log.h>
 #include <tidemark/time.h>
 
 #include "mon.h"
-
-static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
-
-static void json_sink(enum tm_log_level level, int err, const char *msg, void *userdata)
-{
-        static const char *names[] = { "error", "warning", "info", "debug", "trace" };
-        char ts[40], *s;
-        json_t *o;
-
-        tm_time_format_ns(tm_time_now(), ts, sizeof(ts));
-        o = json_pack("{s:s, s:s, s:s, s:s}", "ts", ts, "level", names[level], "msg", msg,
-                      "service", "monitord");
-        if (!o)
-                return;
-        if (err)
-                json_object_set_new(o, "errno", json_integer(err < 0 ? -err : err));
-        s = json_dumps(o, JSON_COMPACT);
-        json_decref(o);
-        if (!s)
-                return;
-        pthread_mutex_lock(&log_lock);
-        fprintf(stderr, "%s\n", s);
-        pthread_mutex_unlock(&log_lock);
-        free(s);
-}
 
 static void usage(FILE *f)
 {
@@ -57,34 +31,6 @@ static void usage(FILE *f)
                    "  -v, --verbose         debug logging\n"
                    "      --version         print the version\n"
                    "see docs/monitoring.md and docs/business-continuity.md\n");
-}
-
-static int mkdir_p(const char *path)
-{
-        char buf[4400];
-
-        snprintf(buf, sizeof(buf), "%s", path);
-        for (char *p = buf + 1; *p; p++)
-                if (*p == '/') {
-                        *p = '\0';
-                        if (mkdir(buf, 0700) < 0 && errno != EEXIST)
-                                return -errno;
-                        *p = '/';
-                }
-        if (mkdir(buf, 0700) < 0 && errno != EEXIST)
-                return -errno;
-        return 0;
-}
-
-static int open_log_fd(const char *spec)
-{
-        if (!strcmp(spec, "none"))
-                return -1;
-        if (!strcmp(spec, "stderr"))
-                return 2;
-        if (!strcmp(spec, "stdout"))
-                return 1;
-        return open(spec, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
 }
 
 struct settings {
@@ -110,17 +56,9 @@ static int load_settings(struct mon *m, struct settings *st, char *err, size_t e
                                               "audit_log", "workers",   "scrape_interval",
                                               "reexport",  "audit_logs" };
 
-                for (size_t i = 0; i < s->n_kv; i++) {
-                        size_t k = 0;
-
-                        while (k < TM_ARRAY_SIZE(keys) && strcmp(keys[k], s->kv[i].key))
-                                k++;
-                        if (k == TM_ARRAY_SIZE(keys))
-                                return tm_config_section_error(cfg, s, s->kv[i].key, err, errlen,
-                                                               "unknown key '%s' in "
-                                                               "[monitor]",
-                                                               s->kv[i].key);
-                }
+                if (tm_config_section_check_keys(cfg, s, keys, TM_ARRAY_SIZE(keys), err, errlen) <
+                    0)
+                        return -EINVAL;
                 if ((v = tm_config_section_get(s, "listen")))
                         st->listen = v;
                 st->state_dir = tm_config_section_get(s, "state_dir");
@@ -151,13 +89,11 @@ static int load_settings(struct mon *m, struct settings *st, char *err, size_t e
         }
         s = tm_config_section(cfg, "incidents");
         if (s) {
-                for (size_t i = 0; i < s->n_kv; i++)
-                        if (strcmp(s->kv[i].key, "auto_open") &&
-                            strcmp(s->kv[i].key, "min_severity") &&
-                            strcmp(s->kv[i].key, "channels"))
-                                return tm_config_section_error(cfg, s, s->kv[i].key, err, errlen,
-                                                               "unknown key '%s' in [incidents]",
-                                                               s->kv[i].key);
+                static const char *keys[] = { "auto_open", "min_severity", "channels" };
+
+                if (tm_config_section_check_keys(cfg, s, keys, TM_ARRAY_SIZE(keys), err, errlen) <
+                    0)
+                        return -EINVAL;
                 if ((v = tm_config_section_get(s, "auto_open")) &&
                     tm_config_parse_bool(v, &m->auto_incidents) < 0)
                         return tm_config_section_error(cfg, s, "auto_open", err, errlen,
@@ -205,7 +141,7 @@ int main(int argc, char **argv)
         int c, r, check_only = 0, access_fd = -1, exit_code = 1, sig = 0;
         sigset_t sigs;
 
-        tm_log_set_sink(json_sink, NULL);
+        tm_log_set_sink(tm_daemon_log_sink, "monitord");
         while ((c = getopt_long(argc, argv, "c:vh", opts, NULL)) != -1) {
                 switch (c) {
                 case 'c':
@@ -280,7 +216,7 @@ int main(int argc, char **argv)
         snprintf(m.state_dir, sizeof(m.state_dir), "%s",
                  st.state_dir ? st.state_dir : "/var/lib/tidemark-monitord");
         snprintf(path, sizeof(path), "%s/sla", m.state_dir);
-        r = mkdir_p(path);
+        r = tm_daemon_mkdir_p(path);
         if (r < 0) {
                 tm_log_errno(TM_LOG_ERR, r, "cannot create the state directory '%s'", m.state_dir);
                 goto out;
@@ -320,9 +256,9 @@ int main(int argc, char **argv)
                 tm_log_errno(TM_LOG_ERR, r, "cannot start the engine");
                 goto out;
         }
-        access_fd = open_log_fd(st.access_log);
-        if (access_fd < 0 && strcmp(st.access_log, "none")) {
-                tm_log_errno(TM_LOG_ERR, -errno, "cannot open the access log '%s'", st.access_log);
+        r = tm_daemon_open_log(st.access_log, &access_fd);
+        if (r < 0) {
+                tm_log_errno(TM_LOG_ERR, r, "cannot open the access log '%s'", st.access_log);
                 goto out;
         }
         if (!m.cfg->n_tokens && m.cfg->anonymous_role > TM_ROLE_NONE)
@@ -347,17 +283,9 @@ int main(int argc, char **argv)
                "%zu runbooks",
                ho.listen, tm_http_port(m.http), m.pc->n_services, m.pc->n_checks,
                tm_alerts_count(m.alerts), tm_notify_count(m.notify), m.runbooks->n);
-        if (port_file) {
-                char tmp[4096 + 8];
-                FILE *f;
-
-                snprintf(tmp, sizeof(tmp), "%s.tmp", port_file);
-                f = fopen(tmp, "w");
-                if (!f || fprintf(f, "%d\n", tm_http_port(m.http)) < 0 || fclose(f) != 0 ||
-                    rename(tmp, port_file) < 0) {
-                        tm_log_errno(TM_LOG_ERR, -errno, "cannot write '%s'", port_file);
-                        goto out;
-                }
+        if (port_file && (r = tm_daemon_write_port_file(port_file, tm_http_port(m.http))) < 0) {
+                tm_log_errno(TM_LOG_ERR, r, "cannot write '%s'", port_file);
+                goto out;
         }
         for (;;) {
                 if (sigwait(&sigs, &sig) != 0)

@@ -342,6 +342,27 @@ static void test_contrib_example(void **state)
         tm_config_free(c);
 }
 
+static void test_check_keys(void **state)
+{
+        static const char *keys[] = { "location", "age" };
+        struct tm_config *c = NULL;
+        char err[512];
+
+        (void)state;
+        assert_int_equal(tm_config_load(write_conf("[tier.warm]\nlocation = /w\nage = 7d\n"
+                                                   "[tier.cold]\nage = 9d\ncolour = blue\n"),
+                                        &c, err, sizeof(err)),
+                         0);
+        assert_int_equal(tm_config_section_check_keys(c, tm_config_section(c, "tier.warm"), keys, 2,
+                                                      err, sizeof(err)),
+                         0);
+        assert_int_equal(tm_config_section_check_keys(c, tm_config_section(c, "tier.cold"), keys, 2,
+                                                      err, sizeof(err)),
+                         -EINVAL);
+        assert_non_null(strstr(err, ":6: unknown key 'colour' in [tier.cold]"));
+        tm_config_free(c);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -349,6 +370,7 @@ int main(void)
                 cmocka_unit_test(test_bad_configs), cmocka_unit_test(test_schedules),
                 cmocka_unit_test(test_names),       cmocka_unit_test(test_contrib_example),
                 cmocka_unit_test(test_raw_sections),
+                cmocka_unit_test(test_check_keys),
         };
 
         return cmocka_run_group_tests(tests, setup, teardown);

@@ -133,6 +133,10 @@ const char *tm_config_section_get(const struct tm_config_section *s, const char 
 int tm_config_section_error(const struct tm_config *c, const struct tm_config_section *s,
                             const char *key, char *err, size_t errlen, const char *fmt, ...)
         __attribute__((format(printf, 6, 7)));
+/* 0 when every key of S is one of keys[0..n), else -EINVAL with err
+ * "FILE:LINE: unknown key 'K' in [S]". */
+int tm_config_section_check_keys(const struct tm_config *c, const struct tm_config_section *s,
+                                 const char *const *keys, size_t n, char *err, size_t errlen);
 /* Value parsers shared by every section's owner; each returns 0 or -EINVAL.
  * Sizes take K/M/G/T (binary, optional "iB"/"B"); booleans
  * true/false/yes/no/on/off/1/0; durations an integer and a unit among

@@ -102,16 +102,8 @@ static int load_rule(const struct tm_config *cfg, const struct tm_probe_config *
                                       "runbook" };
         const char *v;
 
-        for (size_t i = 0; i < s->n_kv; i++) {
-                size_t k = 0;
-
-                while (k < TM_ARRAY_SIZE(keys) && strcmp(keys[k], s->kv[i].key))
-                        k++;
-                if (k == TM_ARRAY_SIZE(keys))
-                        return tm_config_section_error(cfg, s, s->kv[i].key, err, errlen,
-                                                       "unknown key '%s' in [%s]", s->kv[i].key,
-                                                       s->name);
-        }
+        if (tm_config_section_check_keys(cfg, s, keys, TM_ARRAY_SIZE(keys), err, errlen) < 0)
+                return -EINVAL;
         ar->name = strdup(s->name + strlen("alert."));
         if (!ar->name)
                 return -ENOMEM;

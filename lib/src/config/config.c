@@ -1052,3 +1052,19 @@ int tm_config_section_error(const struct tm_config *c, const struct tm_config_se
         snprintf(err, errlen, "%s:%d: %s", c->path, line, msg);
         return -EINVAL;
 }
+
+int tm_config_section_check_keys(const struct tm_config *c, const struct tm_config_section *s,
+                                 const char *const *keys, size_t n, char *err, size_t errlen)
+{
+        for (size_t i = 0; i < s->n_kv; i++) {
+                size_t k = 0;
+
+                while (k < n && strcmp(keys[k], s->kv[i].key))
+                        k++;
+                if (k == n)
+                        return tm_config_section_error(c, s, s->kv[i].key, err, errlen,
+                                                       "unknown key '%s' in [%s]", s->kv[i].key,
+                                                       s->name);
+        }
+        return 0;
+}

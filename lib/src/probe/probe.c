@@ -172,17 +172,14 @@ static int dup_or_null(const char *v, char **ret)
 static int load_service(const struct tm_config *cfg, const struct tm_config_section *s,
                         struct tm_probe_service *sv, char *err, size_t errlen)
 {
+        static const char *keys[] = {
+                "url", "health_path", "tier", "token", "token_file", "scrape"
+        };
         const char *url = NULL, *v;
         size_t n;
 
-        for (size_t i = 0; i < s->n_kv; i++) {
-                const char *k = s->kv[i].key;
-
-                if (strcmp(k, "url") && strcmp(k, "health_path") && strcmp(k, "tier") &&
-                    strcmp(k, "token") && strcmp(k, "token_file") && strcmp(k, "scrape"))
-                        return tm_config_section_error(cfg, s, k, err, errlen,
-                                                       "unknown key '%s' in [%s]", k, s->name);
-        }
+        if (tm_config_section_check_keys(cfg, s, keys, TM_ARRAY_SIZE(keys), err, errlen) < 0)
+                return -EINVAL;
         sv->name = strdup(s->name + strlen("service."));
         if (!sv->name)
                 return -ENOMEM;
@@ -252,16 +249,8 @@ static int load_check(const struct tm_config *cfg, const struct tm_probe_config 
         const char *type = tm_config_section_get(s, "type"), *v;
         int r;
 
-        for (size_t i = 0; i < s->n_kv; i++) {
-                size_t k = 0;
-
-                while (k < TM_ARRAY_SIZE(keys) && strcmp(keys[k], s->kv[i].key))
-                        k++;
-                if (k == TM_ARRAY_SIZE(keys))
-                        return tm_config_section_error(cfg, s, s->kv[i].key, err, errlen,
-                                                       "unknown key '%s' in [%s]", s->kv[i].key,
-                                                       s->name);
-        }
+        if (tm_config_section_check_keys(cfg, s, keys, TM_ARRAY_SIZE(keys), err, errlen) < 0)
+                return -EINVAL;
         c->name = strdup(s->name + strlen("check."));
         if (!c->name)
                 return -ENOMEM;

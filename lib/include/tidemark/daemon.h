@@ -1,0 +1,25 @@
+#pragma once
+/*
+ * daemon: the start-up chores every tidemark daemon shares (backupd,
+ * monitord, failoverd): JSON log lines on stderr, the state directory, the
+ * access log, and the port file a test or a supervisor reads once the
+ * daemon listens.
+ */
+#include <tidemark/log.h>
+
+/**
+ * tm_daemon_log_sink() - a tm_log sink writing one JSON object per line to
+ * stderr: {"ts", "level", "msg", "service", "errno"}. userdata is the
+ * service name (a string that outlives the sink). Thread-safe.
+ */
+void tm_daemon_log_sink(enum tm_log_level level, int err, const char *msg, void *userdata);
+/* Create path and its missing parents (mode 0700). Returns 0 or -errno. */
+int tm_daemon_mkdir_p(const char *path);
+/**
+ * tm_daemon_open_log() - open an access log given as "stderr", "stdout",
+ * "none" or a path (appended, created 0600). Returns 0 and *ret_fd (-1 for
+ * "none"; the caller closes fds > 2), or -errno.
+ */
+int tm_daemon_open_log(const char *spec, int *ret_fd);
+/* Write "PORT\n" to path atomically (temp file + rename). Returns 0 or -errno. */
+int tm_daemon_write_port_file(const char *path, int port);
