@@ -244,7 +244,8 @@ static void handle_event(struct mon *m, size_t rule, const struct tm_alert_event
                kinds[ev->kind], ev->silenced ? " (silenced)" : "", ev->message);
         if (!ev->silenced)
                 notify_alert(m, ev);
-        if (ev->kind == TM_ALERT_EV_FIRING && m->auto_incidents &&
+        /* a silenced alert (a maintenance window) opens no incident either */
+        if (ev->kind == TM_ALERT_EV_FIRING && m->auto_incidents && !ev->silenced &&
             r->severity <= m->incident_min_severity) {
                 json_t *services = json_array();
                 char title[600], id[32];
