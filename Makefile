@@ -44,8 +44,10 @@ fuzz: deps
 	CC=clang cmake -S . -B build-fuzz -DTM_FUZZ=ON -DTM_SANITIZE=address,undefined
 	cmake --build build-fuzz -j $(JOBS)
 
+# standard staging: make install DESTDIR=/tmp/stage PREFIX=/usr
+PREFIX ?= /usr/local
 install: build
-	cmake --install $(BUILD) --prefix $(or $(PREFIX),/usr/local)
+	DESTDIR="$(DESTDIR)" cmake --install $(BUILD) --prefix "$(PREFIX)"
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
