@@ -13,6 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <tidemark/harden.h>
+
 #include "cli.h"
 
 struct cli_opts cli_opts;
@@ -467,6 +469,14 @@ int main(int argc, char **argv)
 
         tm_log_set_sink(cli_log_sink, NULL);
         tm_log_set_level(TM_LOG_WARN);
+        /* no core file and no same-user ptrace can read the key */
+        r = tm_harden_process();
+        if (r < 0) {
+                cli_error_errno(r, "cannot disable core dumps");
+                r = CLI_EXIT_FAIL;
+                goto out;
+        }
+        r = CLI_EXIT_FAIL;
         cli_opts.max_unused = -1;
         opterr = 0;
         while ((c = getopt_long(argc, argv, ":r:qvhlfo:", long_options, NULL)) != -1) {

@@ -22,6 +22,7 @@
 #include <fuse_opt.h>
 
 #include <tidemark/config.h>
+#include <tidemark/harden.h>
 #include <tidemark/log.h>
 
 #include "fs.h"
@@ -201,6 +202,11 @@ int main(int argc, char **argv)
          * maps each blob and returns it on free (380 MiB; 271 MiB with the
          * 128 MiB cache that is now the default). */
         mallopt(M_MMAP_THRESHOLD, 128 * 1024);
+        /* no core file and no same-user ptrace can read the key */
+        if (tm_harden_process() < 0) {
+                fprintf(stderr, "tidemark-fs: cannot disable core dumps: %s\n", strerror(errno));
+                goto out;
+        }
         if (fuse_opt_parse(&args, &conf, conf_spec, conf_proc) < 0)
                 goto out;
         if (conf.n_pos == 2) {
