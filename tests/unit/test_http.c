@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <setjmp.h>
+#include <spawn.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -16,9 +17,11 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <curl/curl.h>
 
 #include <tidemark/audit.h>
 #include <tidemark/config.h>
@@ -518,6 +521,190 @@ static void test_metrics(void **state)
         tm_metrics_free(NULL);
 }
 
+/* ---- TLS certificate reload ---- */
+
+/* Run argv (a program on PATH) and wait; its stderr is dropped. */
+static int run_argv(char *const argv[])
+{
+        posix_spawn_file_actions_t fa;
+        pid_t pid;
+        int st, r;
+
+        posix_spawn_file_actions_init(&fa);
+        posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
+        r = posix_spawnp(&pid, argv[0], &fa, NULL, argv, environ);
+        posix_spawn_file_actions_destroy(&fa);
+        if (r != 0)
+                return -r;
+        if (waitpid(pid, &st, 0) != pid)
+                return -errno;
+        return WIFEXITED(st) ? WEXITSTATUS(st) : -EINTR;
+}
+
+/* A self-signed EC certificate for CN=cn in dir/cn.{crt,key}. */
+static void make_cert(const char *dir, const char *cn)
+{
+        char subj[64], key[128], crt[128];
+        char *argv[] = { "openssl",
+                         "req",
+                         "-x509",
+                         "-newkey",
+                         "ec",
+                         "-pkeyopt",
+                         "ec_paramgen_curve:prime256v1",
+                         "-nodes",
+                         "-subj",
+                         subj,
+                         "-days",
+                         "2",
+                         "-keyout",
+                         key,
+                         "-out",
+                         crt,
+                         NULL };
+
+        snprintf(subj, sizeof(subj), "/CN=%s", cn);
+        snprintf(key, sizeof(key), "%s/%s.key", dir, cn);
+        snprintf(crt, sizeof(crt), "%s/%s.crt", dir, cn);
+        assert_int_equal(run_argv(argv), 0);
+}
+
+static char *slurp(const char *dir, const char *name)
+{
+        char path[256];
+        tm_buf b = TM_BUF_INIT(1 << 20);
+
+        snprintf(path, sizeof(path), "%s/%s", dir, name);
+        assert_int_equal(tm_file_read_all(path, 1 << 20, &b), 0);
+        assert_int_equal(tm_buf_append(&b, "", 1), 0);
+        return (char *)b.data;
+}
+
+static size_t sink(char *p, size_t size, size_t n, void *ud)
+{
+        return size * n;
+}
+
+/* GET /health over HTTPS with the easy handle h (so a second call may reuse
+ * its connection); returns the server certificate's subject CN, or "" when
+ * the request failed. */
+static const char *tls_get(CURL *h, int port, char *cn, size_t cn_size)
+{
+        struct curl_certinfo *ci = NULL;
+        char url[64];
+        long status = 0;
+        CURLcode rc;
+
+        cn[0] = '\0';
+        snprintf(url, sizeof(url), "https://127.0.0.1:%d/health", port);
+        curl_easy_setopt(h, CURLOPT_URL, url);
+        curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 0L);
+        curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 0L);
+        curl_easy_setopt(h, CURLOPT_CERTINFO, 1L);
+        curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, sink);
+        curl_easy_setopt(h, CURLOPT_TIMEOUT, 10L);
+        rc = curl_easy_perform(h);
+        if (rc != CURLE_OK) {
+                print_message("https://127.0.0.1:%d: %s\n", port, curl_easy_strerror(rc));
+                return cn;
+        }
+        curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+        assert_int_equal(status, 200);
+        /* a reused connection reports no certificate: say so */
+        if (curl_easy_getinfo(h, CURLINFO_CERTINFO, &ci) != CURLE_OK || !ci ||
+            ci->num_of_certs < 1) {
+                snprintf(cn, cn_size, "(reused)");
+                return cn;
+        }
+        /* "Subject:CN = alpha" (OpenSSL's one-line form) or "Subject:CN=alpha" */
+        for (struct curl_slist *l = ci->certinfo[0]; l; l = l->next) {
+                const char *p = strstr(l->data, "CN");
+
+                if (strncmp(l->data, "Subject:", 8) != 0 || !p)
+                        continue;
+                p += 2 + strspn(p + 2, " =");
+                snprintf(cn, cn_size, "%.*s", (int)strcspn(p, ",/ \n"), p);
+                break;
+        }
+        return cn;
+}
+
+static void test_tls_reload(void **state)
+{
+        struct tm_http_opts o = TM_HTTP_OPTS_INIT;
+        tm_http_server *s = NULL, *plain = NULL;
+        char dir[] = "/tmp/tm-http-tls-XXXXXX", path[128], path2[128], cn[64];
+        char *c1, *k1, *c2, *k2;
+        CURL *kept, *h;
+        int port;
+
+        assert_non_null(mkdtemp(dir));
+        make_cert(dir, "alpha");
+        make_cert(dir, "beta");
+        c1 = slurp(dir, "alpha.crt");
+        k1 = slurp(dir, "alpha.key");
+        c2 = slurp(dir, "beta.crt");
+        k2 = slurp(dir, "beta.key");
+        o.listen = "127.0.0.1:0";
+        o.tls_cert_pem = c1;
+        o.tls_key_pem = k1;
+        assert_int_equal(tm_http_serve(routes, TM_ARRAY_SIZE(routes), &o, &s), 0);
+        port = tm_http_port(s);
+        kept = curl_easy_init();
+        h = curl_easy_init();
+        assert_non_null(kept);
+        assert_non_null(h);
+        assert_string_equal(tls_get(kept, port, cn, sizeof(cn)), "alpha");
+
+        /* new connections get the new pair on the same port; the kept-alive
+         * connection opened before the reload still answers */
+        assert_int_equal(tm_http_tls_reload(s, c2, k2), 0);
+        assert_int_equal(tm_http_port(s), port);
+        curl_easy_setopt(h, CURLOPT_FRESH_CONNECT, 1L);
+        assert_string_equal(tls_get(h, port, cn, sizeof(cn)), "beta");
+        assert_string_equal(tls_get(kept, port, cn, sizeof(cn)), "(reused)");
+
+        /* a pair that does not load is refused and the served one stays */
+        assert_int_equal(tm_http_tls_reload(s, c1, "not a key"), -EINVAL);
+        assert_int_equal(tm_http_tls_reload(s, "garbage", k1), -EINVAL);
+        assert_string_equal(tls_get(h, port, cn, sizeof(cn)), "beta");
+
+        /* from files, twice (the first retired daemon is stopped then) */
+        snprintf(path, sizeof(path), "%s/alpha.crt", dir);
+        snprintf(path2, sizeof(path2), "%s/alpha.key", dir);
+        assert_int_equal(tm_http_tls_reload_files(s, path, path2), 0);
+        assert_string_equal(tls_get(h, port, cn, sizeof(cn)), "alpha");
+        assert_int_equal(tm_http_tls_reload_files(s, path, "/nonexistent/key.pem"), -ENOENT);
+        snprintf(path, sizeof(path), "%s/beta.crt", dir);
+        snprintf(path2, sizeof(path2), "%s/beta.key", dir);
+        assert_int_equal(tm_http_tls_reload_files(s, path, path2), 0);
+        assert_string_equal(tls_get(h, port, cn, sizeof(cn)), "beta");
+        assert_int_equal(tm_http_tls_reload_files(s, NULL, path2), -EINVAL);
+
+        /* a plain HTTP server has no certificate to swap */
+        o.tls_cert_pem = o.tls_key_pem = NULL;
+        assert_int_equal(tm_http_serve(routes, TM_ARRAY_SIZE(routes), &o, &plain), 0);
+        assert_int_equal(tm_http_tls_reload(plain, c2, k2), -EINVAL);
+        assert_int_equal(tm_http_tls_reload(NULL, c2, k2), -EINVAL);
+
+        curl_easy_cleanup(kept);
+        curl_easy_cleanup(h);
+        tm_http_free(plain);
+        tm_http_free(s);
+        free(c1);
+        free(k1);
+        free(c2);
+        free(k2);
+        for (size_t i = 0; i < 4; i++) {
+                static const char *const names[] = { "alpha.crt", "alpha.key", "beta.crt",
+                                                     "beta.key" };
+
+                snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
+                assert_int_equal(unlink(path), 0);
+        }
+        assert_int_equal(rmdir(dir), 0);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -530,7 +717,13 @@ int main(void)
                 cmocka_unit_test(test_app_and_quiesce),
                 cmocka_unit_test(test_serve_bad_listen),
                 cmocka_unit_test(test_metrics),
+                cmocka_unit_test(test_tls_reload),
         };
 
-        return cmocka_run_group_tests(tests, NULL, NULL);
+        int r;
+
+        curl_global_init(CURL_GLOBAL_DEFAULT);
+        r = cmocka_run_group_tests(tests, NULL, NULL);
+        curl_global_cleanup();
+        return r;
 }

@@ -81,6 +81,20 @@ int tm_http_serve(const struct tm_http_route *routes, size_t n, const struct tm_
 int tm_http_port(const tm_http_server *s);
 /* Stop accepting new connections; requests in flight complete. */
 void tm_http_quiesce(tm_http_server *s);
+/**
+ * tm_http_tls_reload() - serve a new certificate and key (PEM text) from now
+ * on, without closing the listening socket: new connections get the new
+ * pair, connections already open finish with the old one. Meant for SIGHUP
+ * after a certificate renewal. Returns 0; -EINVAL when the server does not
+ * serve HTTPS or the pair does not load (the old pair stays in use);
+ * -ENOMEM. Ownership: the PEM text is copied. Thread-safety: not
+ * concurrently with itself, tm_http_quiesce() or tm_http_free() (call it
+ * from the thread that waits for signals); handlers keep running.
+ */
+int tm_http_tls_reload(tm_http_server *s, const char *cert_pem, const char *key_pem);
+/* The same, reading the PEM files (at most 1 MiB each; errors are logged
+ * with the path). Returns also -ENOENT, -EACCES... from reading them. */
+int tm_http_tls_reload_files(tm_http_server *s, const char *cert_path, const char *key_path);
 /* Stop the server (waits for handlers in flight) and free it. NULL-safe. */
 void tm_http_free(tm_http_server *s);
 

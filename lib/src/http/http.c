@@ -12,6 +12,7 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -37,6 +38,11 @@
 
 struct tm_http_server {
         struct MHD_Daemon *mhd;
+        /* the daemon a TLS reload replaced: it stopped accepting but may
+         * still be answering; stopped at the next reload or at free */
+        struct MHD_Daemon *retired;
+        char *retired_cert, *retired_key;
+        unsigned threads;
         const struct tm_http_route *routes;
         size_t n_routes;
         struct tm_http_token *tokens;
@@ -76,6 +82,16 @@ struct tm_http_req {
 };
 
 /* ---- small helpers ---- */
+
+/* A private key is wiped before its memory goes back to the allocator. */
+static void free_secret_str(char *p)
+{
+        if (!p)
+                return;
+        for (volatile char *q = p; *q; q++)
+                *q = 0;
+        free(p);
+}
 
 int tm_http_status_for_errno(int err)
 {
@@ -704,14 +720,43 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
         tm_log(TM_LOG_DEBUG, "http: %s", msg);
 }
 
+/* Start a daemon on sa, or on an already listening socket (listen_fd, for
+ * a TLS reload); HTTPS when cert and key are set. They must outlive it. The
+ * options go in an array, as MHD documents it, so each value has the type
+ * MHD reads (a varargs list cannot switch between them). */
+static struct MHD_Daemon *start_mhd(tm_http_server *srv, const struct sockaddr_in *sa,
+                                    MHD_socket listen_fd, const char *cert, const char *key)
+{
+        unsigned flags =
+                MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ITC | MHD_USE_ERROR_LOG;
+        struct MHD_OptionItem o[8];
+        size_t n = 0;
+
+        if (listen_fd == MHD_INVALID_SOCKET)
+                o[n++] = (struct MHD_OptionItem){ MHD_OPTION_SOCK_ADDR, 0, (void *)sa };
+        else
+                o[n++] = (struct MHD_OptionItem){ MHD_OPTION_LISTEN_SOCKET, listen_fd, NULL };
+        o[n++] = (struct MHD_OptionItem){ MHD_OPTION_THREAD_POOL_SIZE, srv->threads, NULL };
+        o[n++] =
+                (struct MHD_OptionItem){ MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)on_completed, srv };
+        o[n++] = (struct MHD_OptionItem){ MHD_OPTION_CONNECTION_TIMEOUT, 60, NULL };
+        o[n++] = (struct MHD_OptionItem){ MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)mhd_log, srv };
+        if (cert && key) {
+                flags |= MHD_USE_TLS;
+                o[n++] = (struct MHD_OptionItem){ MHD_OPTION_HTTPS_MEM_CERT, 0, (void *)cert };
+                o[n++] = (struct MHD_OptionItem){ MHD_OPTION_HTTPS_MEM_KEY, 0, (void *)key };
+        }
+        o[n++] = (struct MHD_OptionItem){ MHD_OPTION_END, 0, NULL };
+        return MHD_start_daemon(flags, 0, NULL, NULL, on_request, srv, MHD_OPTION_ARRAY, o,
+                                MHD_OPTION_END);
+}
+
 int tm_http_serve(const struct tm_http_route *routes, size_t n, const struct tm_http_opts *opts,
                   tm_http_server **ret)
 {
         tm_http_server *srv = NULL;
         struct sockaddr_in sa;
         const union MHD_DaemonInfo *info;
-        unsigned flags =
-                MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ITC | MHD_USE_ERROR_LOG;
         int r;
 
         if (!opts->listen || parse_listen(opts->listen, &sa) < 0)
@@ -745,6 +790,7 @@ int tm_http_serve(const struct tm_http_route *routes, size_t n, const struct tm_
                 memcpy(srv->tokens, opts->tokens, opts->n_tokens * sizeof(*srv->tokens));
                 srv->n_tokens = opts->n_tokens;
         }
+        srv->threads = opts->threads ? opts->threads : 4;
         if (opts->tls_cert_pem && opts->tls_key_pem) {
                 srv->cert = tm_strdup(opts->tls_cert_pem);
                 srv->key = tm_strdup(opts->tls_key_pem);
@@ -752,22 +798,8 @@ int tm_http_serve(const struct tm_http_route *routes, size_t n, const struct tm_
                         r = -ENOMEM;
                         goto out;
                 }
-                flags |= MHD_USE_TLS;
-                srv->mhd = MHD_start_daemon(
-                        flags, 0, NULL, NULL, on_request, srv, MHD_OPTION_SOCK_ADDR, &sa,
-                        MHD_OPTION_THREAD_POOL_SIZE, (unsigned)(opts->threads ? opts->threads : 4),
-                        MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
-                        MHD_OPTION_CONNECTION_TIMEOUT, 60u, MHD_OPTION_EXTERNAL_LOGGER, mhd_log,
-                        srv, MHD_OPTION_HTTPS_MEM_CERT, srv->cert, MHD_OPTION_HTTPS_MEM_KEY,
-                        srv->key, MHD_OPTION_END);
-        } else {
-                srv->mhd = MHD_start_daemon(
-                        flags, 0, NULL, NULL, on_request, srv, MHD_OPTION_SOCK_ADDR, &sa,
-                        MHD_OPTION_THREAD_POOL_SIZE, (unsigned)(opts->threads ? opts->threads : 4),
-                        MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
-                        MHD_OPTION_CONNECTION_TIMEOUT, 60u, MHD_OPTION_EXTERNAL_LOGGER, mhd_log,
-                        srv, MHD_OPTION_END);
         }
+        srv->mhd = start_mhd(srv, &sa, MHD_INVALID_SOCKET, srv->cert, srv->key);
         if (!srv->mhd) {
                 r = tm_log_errno(TM_LOG_ERR, -EADDRINUSE, "cannot listen on '%s'", opts->listen);
                 goto out;
@@ -804,10 +836,107 @@ void tm_http_free(tm_http_server *s)
                 return;
         if (s->mhd)
                 MHD_stop_daemon(s->mhd);
+        if (s->retired)
+                MHD_stop_daemon(s->retired);
+        free(s->retired_cert);
+        free_secret_str(s->retired_key);
         pthread_mutex_destroy(&s->log_lock);
         free(s->tokens);
         free(s->service);
         free(s->cert);
-        free(s->key);
+        free_secret_str(s->key);
         free(s);
+}
+
+/* The order keeps the service answering whatever happens: the new daemon
+ * starts on the listening socket the old one uses, through a duplicate
+ * descriptor (so a certificate that does not load fails here, and the old
+ * daemon simply carries on), both accept for an instant (the kernel hands
+ * each connection to one of them), then the old one is quiesced: it stops
+ * accepting but finishes the connections it has (keep-alive ones included)
+ * until the next reload or tm_http_free(). No connection waiting in the
+ * listen backlog is lost: the socket is never closed. */
+int tm_http_tls_reload(tm_http_server *s, const char *cert_pem, const char *key_pem)
+{
+        const union MHD_DaemonInfo *info;
+        struct MHD_Daemon *fresh;
+        char *cert = NULL, *key = NULL;
+        MHD_socket fd;
+        int r;
+
+        if (!s || !s->mhd || !s->cert || !cert_pem || !key_pem)
+                return -EINVAL;
+        info = MHD_get_daemon_info(s->mhd, MHD_DAEMON_INFO_LISTEN_FD);
+        if (!info || info->listen_fd == MHD_INVALID_SOCKET)
+                return -EINVAL;
+        cert = tm_strdup(cert_pem);
+        key = tm_strdup(key_pem);
+        if (!cert || !key) {
+                r = -ENOMEM;
+                goto out;
+        }
+        /* MHD closes the socket it was given when it fails to start: give
+         * it a duplicate, so a failure cannot close the one in service */
+        fd = fcntl(info->listen_fd, F_DUPFD_CLOEXEC, 3);
+        if (fd < 0) {
+                r = -errno;
+                goto out;
+        }
+        fresh = start_mhd(s, NULL, fd, cert, key);
+        if (!fresh) {
+                r = tm_log_errno(TM_LOG_ERR, -EINVAL,
+                                 "TLS reload: the new certificate and key do not load; "
+                                 "still serving the old ones");
+                goto out;
+        }
+        /* the fresh daemon accepts on its duplicate; the old descriptor of
+         * the same socket goes */
+        fd = MHD_quiesce_daemon(s->mhd);
+        if (fd != MHD_INVALID_SOCKET)
+                close(fd);
+        if (s->retired)
+                MHD_stop_daemon(s->retired);
+        free(s->retired_cert);
+        free_secret_str(s->retired_key);
+        s->retired = s->mhd;
+        s->retired_cert = s->cert;
+        s->retired_key = s->key;
+        s->mhd = fresh;
+        s->cert = cert;
+        s->key = key;
+        cert = key = NULL;
+        tm_log(TM_LOG_INFO, "TLS certificate reloaded");
+        r = 0;
+out:
+        free(cert);
+        free_secret_str(key);
+        return r;
+}
+
+int tm_http_tls_reload_files(tm_http_server *s, const char *cert_path, const char *key_path)
+{
+        tm_buf c = TM_BUF_INIT(1 << 20), k = TM_BUF_INIT(1 << 20);
+        int r;
+
+        if (!cert_path || !key_path)
+                return -EINVAL;
+        r = tm_file_read_all(cert_path, 1 << 20, &c);
+        if (r < 0) {
+                tm_log_errno(TM_LOG_ERR, r, "TLS reload: cannot read '%s'", cert_path);
+                goto out;
+        }
+        r = tm_file_read_all(key_path, 1 << 20, &k);
+        if (r < 0) {
+                tm_log_errno(TM_LOG_ERR, r, "TLS reload: cannot read '%s'", key_path);
+                goto out;
+        }
+        r = tm_buf_append(&c, "", 1);
+        if (r >= 0)
+                r = tm_buf_append(&k, "", 1);
+        if (r >= 0)
+                r = tm_http_tls_reload(s, (const char *)c.data, (const char *)k.data);
+out:
+        tm_buf_dispose(&c);
+        tm_buf_dispose_secret(&k);
+        return r;
 }
