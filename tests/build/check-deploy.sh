@@ -43,19 +43,24 @@ users: [{name: none, user: {}}]
 current-context: none
 KC
         export KUBECONFIG=$T/kubeconfig
-        for f in "$K"/*.yaml; do
+        # the parts are checked inside deployment-manifest.yaml (their objects
+        # are identical, see below): two files, and `apply` is tried once
+        how=
+        for f in "$K/deployment-manifest.yaml" "$K/restore-fuse-pod.yaml"; do
                 n=$(grep -c '^kind:' "$f")
-                if timeout 30 kubectl apply --dry-run=client --validate=false -f "$f" -o name \
-                        >"$T/k.out" 2>"$T/k.err"; then
-                        how="apply --dry-run=client"
+                if [[ -z $how || $how == apply ]] &&
+                        timeout 30 kubectl apply --dry-run=client --validate=false -f "$f" -o name \
+                                >"$T/k.out" 2>"$T/k.err"; then
+                        how=apply
                 else
+                        [[ $how == apply ]] && { cat "$T/k.err" >&2; fail "kubectl apply --dry-run: $f"; }
+                        how=label
                         timeout 30 kubectl label --local -f "$f" tidemark.io/checked=yes -o name \
                                 >"$T/k.out" 2>"$T/k.err" || { cat "$T/k.err" >&2; fail "kubectl: $f"; }
-                        how="label --local"
                 fi
                 [[ $(grep -c . "$T/k.out") -eq $n ]] ||
                         { cat "$T/k.out" "$T/k.err" >&2; fail "kubectl decoded $(grep -c . "$T/k.out") of $n objects in $f"; }
-                echo "kubectl $how: $(basename "$f"): $n objects"
+                echo "kubectl ${how/label/label --local} (offline): $(basename "$f"): $n objects"
         done
 else
         echo "kubectl absent: offline decoding skipped"
