@@ -51,9 +51,14 @@ CONF
         mkdir -p "$T/src"
 }
 
-# sec_daemon_conf DAEMON: the sections DAEMON needs beyond the shared ones.
+# sec_daemon_conf DAEMON: the sections DAEMON needs beyond the shared ones
+# (monitord keeps its server settings in [monitor]).
 sec_daemon_conf() {
         case $1 in
+        tidemark-monitord)
+                printf '[monitor]\nstate_dir = %s\naccess_log = %s\naudit_log = %s\n' \
+                        "$T/state-$1" "$T/access-$1.log" "$T/audit-$1.log"
+                ;;
         *) ;;
         esac
 }
