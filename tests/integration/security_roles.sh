@@ -47,6 +47,9 @@ doc = json.load(open(sys.argv[1]))
 api = {(m.upper(), p) for p, ops in doc["paths"].items() for m in ops
        if m in ("get", "post", "put", "delete", "patch")}
 table = {tuple(r.split()[:2]) for r in sys.argv[2:]}
+# the document need not describe itself
+table -= {("GET", "/docs"), ("GET", "/docs/openapi.json")}
+api -= {("GET", "/docs"), ("GET", "/docs/openapi.json")}
 for m, p in sorted(table - api):
     print(f"in the route table, not in the OpenAPI document: {m} {p}", file=sys.stderr)
 for m, p in sorted(api - table):

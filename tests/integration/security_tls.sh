@@ -29,6 +29,7 @@ mkcert beta
 get() { curl -sS -o /dev/null -w '%{http_code}' --max-time 10 --cacert "$1" "https://127.0.0.1:$SEC_PORT/health"; }
 
 for d in "${SEC_DAEMONS[@]}"; do
+        sec_gap "$d" tls && continue
         cp "$T/alpha.crt" "$T/tls.crt"
         cp "$T/alpha.key" "$T/tls.key"
         sec_conf "$d" "$T/$d.conf"
