@@ -210,7 +210,13 @@ if errors:
 print(f"manifests: {len(docs)} objects, the spec's contract holds")
 PY
 
-"$BIN/tidemark-backupd" --check-config -c "$T/tidemark.conf" || fail "the ConfigMap's tidemark.conf"
+# every daemon built here accepts the ConfigMap's file
+for d in tidemark-backupd tidemark-failoverd tidemark-monitord; do
+        [[ -x $BIN/$d ]] || continue
+        "$BIN/$d" --check-config -c "$T/tidemark.conf" >"$T/check.out" 2>&1 ||
+                { cat "$T/check.out" >&2; fail "$d refuses the ConfigMap's tidemark.conf"; }
+        echo "$d --check-config: $(tail -n 1 "$T/check.out")"
+done
 
 # ---- Containerfile
 C=$SRC/contrib/deploy/Containerfile
