@@ -51,6 +51,11 @@ command -v curl >/dev/null || skip "curl missing"
 . "$TM_SRC/tests/fake/s3env.sh"
 s3_start
 T0=$(date +%s)
+# Under the sanitizers a report must not hide among the failures the faults
+# cause on purpose (and a daemon's report among its killed runs): each
+# process writes its reports to $T/san.PID, checked at the end.
+export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}log_path=$T/san"
+export UBSAN_OPTIONS="${UBSAN_OPTIONS:+$UBSAN_OPTIONS:}log_path=$T/san"
 
 # ---------------------------------------------------------------- layout
 SCENARIOS=(bkd_kill_backup bkd_kill_after cli_kill_prune s3_faults)
@@ -185,7 +190,7 @@ cli_kill_prune() {
         run tm backup -q "$S"
         "$TM_EXE" forget --keep-last 3 --prune >"$T/prune.out" 2>&1 &
         local pid=$! d
-        d=$(rand_ms 1500)
+        d=$(rand_ms 600)
         sleep_ms "$d"
         kill -9 "$pid" 2>/dev/null && NOTE="backup rc $RUN_RC; prune killed at ${d} ms" ||
                 NOTE="backup rc $RUN_RC; prune finished before ${d} ms"
@@ -313,6 +318,11 @@ ROUND=$((ROUND - 1))
 summary=""
 for sc in "${!COUNT[@]}"; do summary+=" $sc=${COUNT[$sc]}"; done
 log "seed $TM_SEED: $ROUND rounds in $(($(date +%s) - T0)) s ($summary ), data lost: $LOST, anomalies (not losses): $ANOMALIES"
+for f in "$T"/san.*; do
+        [[ -e $f ]] || continue
+        head -n 30 "$f" >&2
+        fail "a sanitizer report ($f); replay with tests/chaos/run.sh --rounds $ROUNDS --seed $TM_SEED"
+done
 ((LOST == 0)) || fail "$LOST loss(es); replay with tests/chaos/run.sh --rounds $ROUNDS --seed $TM_SEED"
 ((ROUND > 0)) || fail "no round ran"
 pass
