@@ -174,7 +174,9 @@ bkd_kill_after() {
         post_backup "$(strategy)"
         local i s d t0
         t0=$(now_ms)
-        for ((i = 0; i < 300; i++)); do
+        # bounded by the clock: a job can wait long behind queued lifecycle
+        # jobs (docs/reliability.md), and the round must still end
+        for ((i = 0; $(now_ms) - t0 < 30000; i++)); do
                 s=$(job_state)
                 [[ $s == succeeded || $s == failed || $s == partial ]] && break
                 sleep 0.05
