@@ -1,0 +1,581 @@
+/*
+ * The REST API of tidemark-failoverd (docs/disaster-recovery.md): the
+ * spec's paths and bodies. A failover or failback is a job: 202 with its id,
+ * its step log at /api/v1/jobs/{id}, one at a time (409 otherwise).
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <tidemark/log.h>
+#include <tidemark/time.h>
+
+#include "fo.h"
+
+/* ---- jobs ---- */
+
+struct flow_args {
+        struct fo *f;
+        enum fo_flow kind;
+        char from[TM_DR_NAME_MAX], target[TM_DR_NAME_MAX];
+        char reason[256], trigger[16];
+        int force, confirmed_down;
+        uint64_t job;
+        struct tm_dr_health last_primary;
+        int64_t detected_ns;
+};
+
+static json_t *job_json(struct fo *f, const struct tm_job *j)
+{
+        char t[40];
+        json_t *o = json_pack("{s:I, s:s, s:s, s:s, s:s}", "job_id", (json_int_t)j->id, "kind",
+                              j->kind, "target_site", j->component, "state", j->state, "trigger",
+                              j->trigger);
+
+        if (!o)
+                return NULL;
+        if (j->created) {
+                tm_time_format_ns(j->created, t, sizeof(t));
+                json_object_set_new(o, "created", json_string(t));
+        }
+        if (j->finished) {
+                tm_time_format_ns(j->finished, t, sizeof(t));
+                json_object_set_new(o, "finished", json_string(t));
+        }
+        if (j->error[0])
+                json_object_set_new(o, "error", json_string(j->error));
+        if (j->result_json) {
+                json_t *r = json_loads(j->result_json, 0, NULL);
+
+                if (r)
+                        json_object_update(o, r);
+                json_decref(r);
+        }
+        pthread_mutex_lock(&f->lock);
+        if (f->busy && f->job_id == j->id && f->log)
+                json_object_set_new(o, "steps", tm_dr_log_copy(f->log));
+        pthread_mutex_unlock(&f->lock);
+        return o;
+}
+
+static void *flow_main(void *arg)
+{
+        struct flow_args *a = arg;
+        struct fo *f = a->f;
+        struct tm_dr_failover_opts o = { 0 };
+        struct tm_dr_outcome out = { 0 };
+        struct tm_job job = { 0 };
+        char err[1024] = "", started[40], finished[40];
+        int64_t w0 = tm_time_now();
+        json_t *rec, *res;
+        char *s;
+        int r;
+
+        if (a->kind == FO_FLOW_FAILOVER) {
+                o.from_site = a->from;
+                o.target_site = a->target;
+                o.reason = a->reason;
+                o.trigger = a->trigger;
+                o.force = a->force;
+                o.confirmed_down = a->confirmed_down;
+                o.job_id = a->job;
+                o.last_primary = &a->last_primary;
+                o.detected_ns = a->detected_ns;
+                r = tm_dr_failover(f->dr, &o, f->log, &out, err, sizeof(err));
+        } else {
+                r = tm_dr_failback(f->dr, a->from, a->target, a->reason, a->job, f->log, &out, err,
+                                   sizeof(err));
+        }
+        tm_time_format_ns(w0, started, sizeof(started));
+        tm_time_format_ns(tm_time_now(), finished, sizeof(finished));
+        rec = json_pack("{s:I, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:b, s:b, s:f, s:f, s:f, s:I, "
+                        "s:b, s:s?}",
+                        "job_id", (json_int_t)a->job, "kind",
+                        a->kind == FO_FLOW_FAILOVER ? "failover" : "failback", "type",
+                        out.planned ? "planned" : "unplanned", "from_site", a->from, "to_site",
+                        a->target, "reason", a->reason, "trigger", a->trigger, "started", started,
+                        "succeeded", r >= 0, "planned", out.planned, "duration_seconds",
+                        (double)out.duration_ns / 1e9, "rto_seconds", (double)out.rto_ns / 1e9,
+                        "rpo_seconds", (double)out.rpo_ns / 1e9, "rpo_bytes",
+                        (json_int_t)out.rpo_bytes, "traffic_switched", out.traffic_switched,
+                        "error", err[0] ? err : NULL);
+        if (rec)
+                json_object_set_new(rec, "finished", json_string(finished));
+        pthread_mutex_lock(&f->lock);
+        res = json_pack("{s:o, s:O?}", "steps", tm_dr_log_copy(f->log), "outcome", rec);
+        if (out.promote_lsn || (r >= 0 && a->kind == FO_FLOW_FAILBACK)) {
+                /* the target is the primary now, even when a later hook failed */
+                snprintf(f->active, sizeof(f->active), "%s", a->target);
+        }
+        if (rec && (out.promote_lsn || r >= 0)) {
+                json_decref(f->last_failover);
+                f->last_failover = json_incref(rec);
+                f->last_rto_s = (double)out.rto_ns / 1e9;
+                f->last_rpo_s = (double)out.rpo_ns / 1e9;
+                f->last_rpo_bytes = out.rpo_bytes;
+                f->last_duration_s = (double)out.duration_ns / 1e9;
+        }
+        fo_state_save(f);
+        {
+                const char *l[] = { "kind", a->kind == FO_FLOW_FAILOVER ? "failover" : "failback",
+                                    "result", r >= 0 ? "succeeded" : "failed", NULL };
+
+                tm_metrics_add(f->metrics, "dr_failovers_total", l, 1);
+        }
+        pthread_mutex_unlock(&f->lock);
+        if (tm_jobs_get(f->jobs, a->job, &job) == 0) {
+                snprintf(job.state, sizeof(job.state), "%s", r >= 0 ? "succeeded" : "failed");
+                snprintf(job.error, sizeof(job.error), "%s", err);
+                job.finished = tm_time_now();
+                s = res ? json_dumps(res, JSON_COMPACT) : NULL;
+                free(job.result_json);
+                job.result_json = s;
+                tm_jobs_update(f->jobs, &job);
+                tm_job_dispose(&job);
+        }
+        tm_log(r >= 0 ? TM_LOG_INFO : TM_LOG_ERR, "job %llu (%s to '%s') %s%s%s",
+               (unsigned long long)a->job,
+               a->kind == FO_FLOW_FAILOVER ? "failover" : "failback", a->target,
+               r >= 0 ? "succeeded" : "failed", err[0] ? ": " : "", err);
+        json_decref(rec);
+        json_decref(res);
+        pthread_mutex_lock(&f->lock);
+        f->busy = 0;
+        pthread_mutex_unlock(&f->lock);
+        tm_dr_health_dispose(&a->last_primary);
+        free(a);
+        return NULL;
+}
+
+void fo_flow_join(struct fo *f)
+{
+        pthread_mutex_lock(&f->lock);
+        if (!f->flow_started) {
+                pthread_mutex_unlock(&f->lock);
+                return;
+        }
+        f->flow_started = 0;
+        pthread_mutex_unlock(&f->lock);
+        pthread_join(f->flow_thread, NULL);
+}
+
+int fo_flow_start(struct fo *f, enum fo_flow kind, const char *target, const char *reason,
+                  const char *trigger, int force, int confirmed_down, uint64_t *ret_job,
+                  char *err, size_t errlen)
+{
+        struct flow_args *a = calloc(1, sizeof(*a));
+        struct tm_job job = { 0 };
+        int r, ai;
+
+        if (!a)
+                return -ENOMEM;
+        pthread_mutex_lock(&f->lock);
+        if (f->busy) {
+                snprintf(err, errlen, "a %s is already running (job %llu)",
+                         "failover or failback", (unsigned long long)f->job_id);
+                r = -EBUSY;
+                goto fail;
+        }
+        if (f->flow_started) {
+                /* the previous flow is over (busy is 0): reap its thread */
+                f->flow_started = 0;
+                pthread_mutex_unlock(&f->lock);
+                pthread_join(f->flow_thread, NULL);
+                pthread_mutex_lock(&f->lock);
+                if (f->busy) {
+                        snprintf(err, errlen, "a failover or failback is already running");
+                        r = -EBUSY;
+                        goto fail;
+                }
+        }
+        if (kind == FO_FLOW_FAILBACK) {
+                if (!f->dr->primary) {
+                        snprintf(err, errlen,
+                                 "no original site to fail back to: set [failover] primary");
+                        r = -EINVAL;
+                        goto fail;
+                }
+                if (!strcmp(f->active, f->dr->primary)) {
+                        snprintf(err, errlen, "site '%s' is already the primary: nothing to "
+                                              "fail back",
+                                 f->active);
+                        r = -EEXIST;
+                        goto fail;
+                }
+                target = f->dr->primary;
+        } else if (fo_site_index(f, target) < 0) {
+                snprintf(err, errlen, "unknown site '%s'", target);
+                r = -ENOENT;
+                goto fail;
+        } else if (!strcmp(f->active, target)) {
+                snprintf(err, errlen, "site '%s' is already the primary", target);
+                r = -EINVAL;
+                goto fail;
+        }
+        a->f = f;
+        a->kind = kind;
+        snprintf(a->from, sizeof(a->from), "%s", f->active);
+        snprintf(a->target, sizeof(a->target), "%s", target);
+        snprintf(a->reason, sizeof(a->reason), "%s", reason ? reason : "");
+        snprintf(a->trigger, sizeof(a->trigger), "%s", trigger);
+        a->force = force;
+        a->confirmed_down = confirmed_down;
+        a->last_primary = f->last_primary;
+        a->last_primary.senders = NULL;
+        ai = fo_site_index(f, f->active);
+        a->detected_ns = !strcmp(trigger, "automatic") && ai >= 0 ? f->sites[ai].last_ok : 0;
+        snprintf(job.kind, sizeof(job.kind), "%s",
+                 kind == FO_FLOW_FAILOVER ? "failover" : "failback");
+        snprintf(job.component, sizeof(job.component), "%s", a->target);
+        snprintf(job.trigger, sizeof(job.trigger), "%s", trigger);
+        snprintf(job.state, sizeof(job.state), "running");
+        job.started = tm_time_now();
+        job.attempt = 1;
+        r = tm_jobs_add(f->jobs, &job);
+        if (r < 0) {
+                snprintf(err, errlen, "cannot record the job: %s", strerror(-r));
+                goto fail;
+        }
+        a->job = job.id;
+        if (f->log) {
+                tm_dr_log_dispose(f->log);
+                free(f->log);
+        }
+        f->log = calloc(1, sizeof(*f->log));
+        if (!f->log || tm_dr_log_init(f->log) < 0) {
+                free(f->log);
+                f->log = NULL;
+                r = -ENOMEM;
+                goto fail;
+        }
+        f->busy = 1;
+        f->job_id = job.id;
+        r = -pthread_create(&f->flow_thread, NULL, flow_main, a);
+        if (r < 0) {
+                f->busy = 0;
+                snprintf(err, errlen, "cannot start the job: %s", strerror(-r));
+                goto fail;
+        }
+        f->flow_started = 1;
+        *ret_job = job.id;
+        pthread_mutex_unlock(&f->lock);
+        tm_log(TM_LOG_INFO, "job %llu: %s from '%s' to '%s' (%s: %s)",
+               (unsigned long long)job.id, job.kind, a->from, a->target, trigger,
+               reason ? reason : "");
+        return 0;
+fail:
+        pthread_mutex_unlock(&f->lock);
+        free(a);
+        return r;
+}
+
+/* ---- handlers ---- */
+
+static int api_health(struct tm_http_req *rq, json_t *body, json_t **ret)
+{
+        struct fo *f = tm_http_app(rq);
+        int ai, up;
+
+        pthread_mutex_lock(&f->lock);
+        ai = fo_site_index(f, f->active);
+        up = ai >= 0 && f->sites[ai].h.reachable;
+        *ret = json_pack("{s:s, s:s, s:s, s:{s:s, s:s}}", "status", "healthy", "version",
+                         TM_VERSION, "active_site", f->active, "checks", "monitor",
+                         f->monitor_started ? "ok" : "stopped", "primary",
+                         up ? "ok" : "unreachable");
+        pthread_mutex_unlock(&f->lock);
+        return *ret ? 200 : -ENOMEM;
+}
+
+static int api_metrics(struct tm_http_req *rq, json_t *body, json_t **ret)
+{
+        struct fo *f = tm_http_app(rq);
+        tm_buf out = TM_BUF_INIT(4u << 20);
+        int r;
+
+        fo_metrics_refresh(f);
+        r = tm_metrics_render(f->metrics, &out);
+        if (r >= 0)
+                r = tm_buf_append(&out, "", 1);
+        if (r < 0) {
+                tm_buf_dispose(&out);
+                return r;
+        }
+        r = tm_http_set_text_take(rq, "text/plain; version=0.0.4; charset=utf-8", (char *)out.data);
+        return r < 0 ? r : 200;
+}
+
+static json_t *tiers_json(struct fo *f)
+{
+        json_t *a = json_array();
+
+        for (size_t i = 0; a && i < f->dr->n_tiers; i++) {
+                const struct tm_dr_tier *t = &f->dr->tiers[i];
+                int mine = !strcmp(t->name, f->dr->service_tier);
+                json_t *o = json_pack("{s:s, s:f, s:f, s:b}", "tier", t->name,
+                                      "rto_target_seconds", (double)t->rto_ns / 1e9,
+                                      "rpo_target_seconds", (double)t->rpo_ns / 1e9, "database",
+                                      mine);
+
+                if (o && mine && f->last_failover) {
+                        json_object_set_new(o, "rto_measured_seconds", json_real(f->last_rto_s));
+                        json_object_set_new(o, "rpo_measured_seconds", json_real(f->last_rpo_s));
+                        json_object_set_new(o, "rto_met",
+                                            json_boolean(f->last_rto_s * 1e9 <= (double)t->rto_ns));
+                        json_object_set_new(o, "rpo_met",
+                                            json_boolean(f->last_rpo_s * 1e9 <= (double)t->rpo_ns));
+                }
+                json_array_append_new(a, o);
+        }
+        return a;
+}
+
+static int api_status(struct tm_http_req *rq, json_t *body, json_t **ret)
+{
+        struct fo *f = tm_http_app(rq);
+        json_t *sites = json_array();
+        uint64_t plsn = 0;
+        int ai;
+
+        pthread_mutex_lock(&f->lock);
+        ai = fo_site_index(f, f->active);
+        if (ai >= 0 && f->sites[ai].h.reachable)
+                plsn = f->sites[ai].h.lsn;
+        for (size_t i = 0; sites && i < f->dr->n_sites; i++) {
+                const struct tm_dr_health *h = &f->sites[i].h;
+                json_t *o = tm_dr_health_json(h);
+
+                if (!o)
+                        continue;
+                json_object_set_new(o, "name", json_string(f->dr->sites[i].name));
+                json_object_set_new(o, "active", json_boolean((int)i == ai));
+                json_object_set_new(o, "health", json_string(h->reachable ? "healthy" : "down"));
+                json_object_set_new(o, "consecutive_failures", json_integer(f->sites[i].failures));
+                json_object_set_new(o, "auto_failover",
+                                    json_boolean(f->dr->sites[i].auto_failover));
+                if (h->reachable && h->in_recovery && plsn)
+                        json_object_set_new(o, "lag_bytes",
+                                            json_integer(plsn > h->lsn ? (json_int_t)(plsn - h->lsn)
+                                                                       : 0));
+                json_object_del(o, "senders");
+                json_array_append_new(sites, o);
+        }
+        *ret = json_pack("{s:s, s:o, s:O?, s:o, s:s, s:{s:b, s:i, s:f, s:s}, s:o}", "active_site",
+                         f->active, "sites", sites, "last_failover", f->last_failover, "tiers",
+                         tiers_json(f), "service_tier", f->dr->service_tier,
+                         "automatic_failover", "enabled", f->dr->automatic, "failure_threshold",
+                         f->dr->failure_threshold, "check_interval_seconds",
+                         (double)f->dr->check_interval_ns / 1e9, "last_verdict",
+                         f->auto_verdict[0] ? f->auto_verdict : "healthy", "failover_running",
+                         json_boolean(f->busy));
+        if (*ret && f->busy)
+                json_object_set_new(*ret, "running_job", json_integer((json_int_t)f->job_id));
+        pthread_mutex_unlock(&f->lock);
+        return *ret ? 200 : -ENOMEM;
+}
+
+static int api_replication(struct tm_http_req *rq, json_t *body, json_t **ret)
+{
+        struct fo *f = tm_http_app(rq);
+        json_t *recv = json_array(), *senders = NULL;
+        uint64_t plsn = 0;
+        int ai;
+
+        pthread_mutex_lock(&f->lock);
+        ai = fo_site_index(f, f->active);
+        if (ai >= 0 && f->sites[ai].h.reachable) {
+                plsn = f->sites[ai].h.lsn;
+                senders = f->sites[ai].h.senders ? json_deep_copy(f->sites[ai].h.senders) : NULL;
+        }
+        for (size_t i = 0; recv && i < f->dr->n_sites; i++) {
+                const struct tm_dr_health *h = &f->sites[i].h;
+                char lsn[24], rl[24];
+
+                if ((int)i == ai)
+                        continue;
+                tm_dr_lsn_format(h->lsn, lsn, sizeof(lsn));
+                tm_dr_lsn_format(h->receive_lsn, rl, sizeof(rl));
+                json_array_append_new(
+                        recv,
+                        json_pack("{s:s, s:b, s:s, s:s, s:s, s:s, s:I, s:f}", "site",
+                                  f->dr->sites[i].name, "reachable", h->reachable, "state",
+                                  !h->reachable ? "down"
+                                  : !h->in_recovery ? "primary"
+                                  : h->receiver_streaming ? "streaming"
+                                                          : "disconnected",
+                                  "upstream", h->upstream, "receive_lsn", rl, "replay_lsn", lsn,
+                                  "lag_bytes",
+                                  (json_int_t)(h->reachable && h->in_recovery && plsn > h->lsn
+                                                       ? plsn - h->lsn
+                                                       : 0),
+                                  "lag_seconds", h->reachable ? h->lag_seconds : 0.0));
+        }
+        *ret = json_pack("{s:s, s:o, s:o}", "primary", f->active, "senders",
+                         senders ? senders : json_array(), "receivers", recv);
+        pthread_mutex_unlock(&f->lock);
+        return *ret ? 200 : -ENOMEM;
+}
+
+static int api_failover(struct tm_http_req *rq, json_t *body, json_t **ret)
+{
+        struct fo *f = tm_http_app(rq);
+        const char *target = NULL, *reason = NULL;
+        char err[512];
+        uint64_t job;
+        int force = 0, r;
+
+        if (!body)
+                return tm_http_fail(rq, -EINVAL, "a JSON body with target_site is required");
+        r = tm_http_unpack(rq, body, "{s:s, s?s, s?b}", "target_site", &target, "reason", &reason,
+                           "force", &force);
+        if (r < 0)
+                return r;
+        r = fo_flow_start(f, FO_FLOW_FAILOVER, target, reason, "api", force, 0, &job, err,
+                          sizeof(err));
+        if (r < 0)
+                return tm_http_fail(rq, r, "%s", err);
+        *ret = json_pack("{s:I, s:s, s:s, s:s}", "job_id", (json_int_t)job, "status", "running",
+                         "target_site", target, "status_url", "/api/v1/jobs/");
+        if (*ret) {
+                char u[64];
+
+                snprintf(u, sizeof(u), "/api/v1/jobs/%llu", (unsigned long long)job);
+                json_object_set_new(*ret, "status_url", json_string(u));
+        }
+        return *ret ? 202 : -ENOMEM;
+}
+
+static int api_failback(struct tm_http_req *rq, json_t *body, json_t **ret)
+{
+        struct fo *f = tm_http_app(rq);
+        const char *reason = NULL;
+        char err[512], u[64];
+        uint64_t job;
+        int r;
+
+        if (body) {
+                r = tm_http_unpack(rq, body, "{s?s}", "reason", &reason);
+                if (r < 0)
+                        return r;
+        }
+        r = fo_flow_start(f, FO_FLOW_FAILBACK, NULL, reason, "api", 0, 0, &job, err, sizeof(err));
+        if (r < 0)
+                return tm_http_fail(rq, r, "%s", err);
+        snprintf(u, sizeof(u), "/api/v1/jobs/%llu", (unsigned long long)job);
+        *ret = json_pack("{s:I, s:s, s:s, s:s}", "job_id", (json_int_t)job, "status", "running",
+                         "target_site", f->dr->primary, "status_url", u);
+        return *ret ? 202 : -ENOMEM;
+}
+
+static int api_job(struct tm_http_req *rq, json_t *body, json_t **ret)
+{
+        struct fo *f = tm_http_app(rq);
+        const char *id = tm_http_param(rq, "id");
+        struct tm_job job;
+        char *end = NULL;
+        unsigned long long v;
+
+        errno = 0;
+        v = strtoull(id, &end, 10);
+        if (errno || !end || *end || id[0] < '1' || id[0] > '9')
+                return tm_http_fail(rq, -EINVAL, "invalid job id '%s' (a positive number)", id);
+        if (tm_jobs_get(f->jobs, v, &job) < 0)
+                return tm_http_fail(rq, -ENOENT, "no job %llu", v);
+        *ret = job_json(f, &job);
+        tm_job_dispose(&job);
+        return *ret ? 200 : -ENOMEM;
+}
+
+static int api_test_failover(struct tm_http_req *rq, json_t *body, json_t **ret)
+{
+        struct fo *f = tm_http_app(rq);
+        const char *scope = "database_failover", *standby = NULL;
+        char active[TM_DR_NAME_MAX], ts[40];
+        int dry_run = 1, r;
+        int64_t last_rto;
+
+        if (body) {
+                r = tm_http_unpack(rq, body, "{s?s, s?b}", "scope", &scope, "dry_run", &dry_run);
+                if (r < 0)
+                        return r;
+        }
+        if (strcmp(scope, "database_failover"))
+                return tm_http_fail(rq, -EINVAL, "unknown scope '%s': expected database_failover",
+                                    scope);
+        if (!dry_run)
+                return tm_http_fail(rq, -EINVAL,
+                                    "real drills are not available yet: use \"dry_run\": true "
+                                    "(docs/disaster-recovery.md)");
+        pthread_mutex_lock(&f->lock);
+        snprintf(active, sizeof(active), "%s", f->active);
+        for (size_t i = 0; i < f->dr->n_sites; i++)
+                if (strcmp(f->dr->sites[i].name, active)) {
+                        standby = f->dr->sites[i].name;
+                        break;
+                }
+        last_rto = f->last_failover ? (int64_t)(f->last_rto_s * 1e9) : 0;
+        pthread_mutex_unlock(&f->lock);
+        r = tm_dr_preflight(f->dr, active, standby, last_rto, ret);
+        if (r < 0)
+                return r;
+        tm_time_format(tm_time_now(), ts, sizeof(ts));
+        json_object_set_new(*ret, "scope", json_string(scope));
+        json_object_set_new(*ret, "dry_run", json_true());
+        json_object_set_new(*ret, "primary_site", json_string(active));
+        json_object_set_new(*ret, "standby_site", standby ? json_string(standby) : json_null());
+        json_object_set_new(*ret, "tested_at", json_string(ts));
+        {
+                char path[4300], *s = json_dumps(*ret, JSON_INDENT(2));
+                FILE *fp;
+
+                /* the drill report stays with the daemon's state */
+                snprintf(path, sizeof(path), "%s/drill-latest.json", f->dr->state_dir);
+                fp = s ? fopen(path, "we") : NULL;
+                if (fp) {
+                        fputs(s, fp);
+                        fclose(fp);
+                }
+                free(s);
+        }
+        return 200;
+}
+
+/* ---- documentation ---- */
+
+static const char openapi_json[] =
+#include "openapi.inc"
+        ;
+
+static const char docs_html[] =
+#include "docs_html.inc"
+        ;
+
+static int api_openapi(struct tm_http_req *rq, json_t *body, json_t **ret)
+{
+        *ret = json_loads(openapi_json, 0, NULL);
+        return *ret ? 200 : -EIO;
+}
+
+static int api_docs(struct tm_http_req *rq, json_t *body, json_t **ret)
+{
+        int r = tm_http_set_text_take(rq, "text/html; charset=utf-8", strdup(docs_html));
+
+        return r < 0 ? r : 200;
+}
+
+/* clang-format off */
+const struct tm_http_route fo_routes[] = {
+        { "GET",  "/health",                    api_health,        TM_ROLE_NONE,     0,        0 },
+        { "GET",  "/metrics",                   api_metrics,       TM_ROLE_NONE,     0,        0 },
+        { "GET",  "/docs",                      api_docs,          TM_ROLE_NONE,     0,        0 },
+        { "GET",  "/docs/openapi.json",         api_openapi,       TM_ROLE_NONE,     0,        0 },
+        { "GET",  "/api/v1/status",             api_status,        TM_ROLE_VIEWER,   0,        0 },
+        { "GET",  "/api/v1/replication/status", api_replication,   TM_ROLE_VIEWER,   0,        0 },
+        { "POST", "/api/v1/failover",           api_failover,      TM_ROLE_OPERATOR, 4 * 1024, TM_HTTP_AUDIT },
+        { "POST", "/api/v1/failback",           api_failback,      TM_ROLE_OPERATOR, 4 * 1024, TM_HTTP_AUDIT },
+        { "GET",  "/api/v1/jobs/{id}",          api_job,           TM_ROLE_VIEWER,   0,        0 },
+        { "POST", "/api/v1/test/failover",      api_test_failover, TM_ROLE_OPERATOR, 4 * 1024, TM_HTTP_AUDIT },
+};
+/* clang-format on */
+const size_t fo_n_routes = TM_ARRAY_SIZE(fo_routes);

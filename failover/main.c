@@ -1,0 +1,311 @@
+/*
+ * tidemark-failoverd: the DR orchestrator daemon. Reads the one config file
+ * ([failover], [site.*], [service_tier.*], [hook.*], [target.*]), checks
+ * every site once to learn which is the primary, starts the health monitor
+ * and the HTTP API, then waits for SIGTERM/SIGINT. A failover in flight at
+ * shutdown is waited for: stopping half-way through a promotion helps
+ * nobody.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <tidemark/log.h>
+#include <tidemark/time.h>
+
+#include "fo.h"
+
+static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* Daemons log one JSON object per line (STYLE.md 3.5). */
+static void json_sink(enum tm_log_level level, int err, const char *msg, void *userdata)
+{
+        static const char *names[] = { "error", "warning", "info", "debug", "trace" };
+        char ts[40], *s;
+        json_t *o;
+
+        tm_time_format_ns(tm_time_now(), ts, sizeof(ts));
+        o = json_pack("{s:s, s:s, s:s, s:s}", "ts", ts, "level", names[level], "msg", msg,
+                      "service", "failoverd");
+        if (!o)
+                return;
+        if (err)
+                json_object_set_new(o, "errno", json_integer(err < 0 ? -err : err));
+        s = json_dumps(o, JSON_COMPACT);
+        json_decref(o);
+        if (!s)
+                return;
+        pthread_mutex_lock(&log_lock);
+        fprintf(stderr, "%s\n", s);
+        pthread_mutex_unlock(&log_lock);
+        free(s);
+}
+
+static void usage(FILE *f)
+{
+        fprintf(f, "usage: tidemark-failoverd [options]\n"
+                   "  -c, --config FILE     configuration file (or TIDEMARK_CONFIG;\n"
+                   "                        default /etc/tidemark/tidemark.conf)\n"
+                   "      --listen ADDR:PORT  override [server] listen\n"
+                   "      --port-file FILE  write the bound port to FILE once listening\n"
+                   "      --check-config    validate the configuration and exit\n"
+                   "  -v, --verbose         debug logging\n"
+                   "      --version         print the version\n"
+                   "see docs/disaster-recovery.md and docs/configuration.md\n");
+}
+
+static int mkdir_p(const char *path)
+{
+        char buf[4096];
+
+        snprintf(buf, sizeof(buf), "%s", path);
+        for (char *p = buf + 1; *p; p++)
+                if (*p == '/') {
+                        *p = '\0';
+                        if (mkdir(buf, 0700) < 0 && errno != EEXIST)
+                                return -errno;
+                        *p = '/';
+                }
+        if (mkdir(buf, 0700) < 0 && errno != EEXIST)
+                return -errno;
+        return 0;
+}
+
+static int read_file_str(const char *path, char **ret)
+{
+        tm_buf b = TM_BUF_INIT(1 << 20);
+        int r = tm_file_read_all(path, 1 << 20, &b);
+
+        if (r >= 0)
+                r = tm_buf_append(&b, "", 1);
+        if (r < 0) {
+                tm_buf_dispose_secret(&b);
+                return r;
+        }
+        *ret = (char *)b.data;
+        return 0;
+}
+
+int main(int argc, char **argv)
+{
+        static const struct option opts[] = {
+                { "config", required_argument, NULL, 'c' },
+                { "listen", required_argument, NULL, 'l' },
+                { "port-file", required_argument, NULL, 'p' },
+                { "check-config", no_argument, NULL, 'k' },
+                { "verbose", no_argument, NULL, 'v' },
+                { "version", no_argument, NULL, 'V' },
+                { "help", no_argument, NULL, 'h' },
+                { NULL, 0, NULL, 0 },
+        };
+        const char *config_path = getenv("TIDEMARK_CONFIG"), *listen = NULL, *port_file = NULL;
+        struct tm_http_opts ho = TM_HTTP_OPTS_INIT;
+        struct fo f = { 0 };
+        char err[1024], path[4200], *cert = NULL, *key = NULL;
+        int c, r, check_only = 0, access_fd = -1, exit_code = 1, sig = 0;
+        sigset_t sigs;
+
+        tm_log_set_sink(json_sink, NULL);
+        while ((c = getopt_long(argc, argv, "c:vh", opts, NULL)) != -1) {
+                switch (c) {
+                case 'c':
+                        config_path = optarg;
+                        break;
+                case 'l':
+                        listen = optarg;
+                        break;
+                case 'p':
+                        port_file = optarg;
+                        break;
+                case 'k':
+                        check_only = 1;
+                        break;
+                case 'v':
+                        tm_log_set_level(TM_LOG_DEBUG);
+                        break;
+                case 'V':
+                        printf("tidemark-failoverd %s\n", TM_VERSION);
+                        return 0;
+                case 'h':
+                        usage(stdout);
+                        return 0;
+                default:
+                        usage(stderr);
+                        return 2;
+                }
+        }
+        if (optind < argc) {
+                fprintf(stderr, "tidemark-failoverd: unexpected argument '%s'\n", argv[optind]);
+                return 2;
+        }
+        if (!config_path)
+                config_path = "/etc/tidemark/tidemark.conf";
+        r = tm_config_load(config_path, &f.cfg, err, sizeof(err));
+        if (r >= 0)
+                r = tm_dr_conf_load(f.cfg, &f.dr, err, sizeof(err));
+        if (r < 0) {
+                fprintf(stderr, "tidemark-failoverd: %s\n", err);
+                tm_config_free(f.cfg);
+                return 2;
+        }
+        if (f.dr->n_sites == 0) {
+                fprintf(stderr, "tidemark-failoverd: %s: no [site.NAME] section: nothing to "
+                                "orchestrate\n",
+                        config_path);
+                goto out_early;
+        }
+        if (check_only) {
+                printf("%s: ok (%zu sites)\n", config_path, f.dr->n_sites);
+                exit_code = 0;
+                goto out_early;
+        }
+
+        sigemptyset(&sigs);
+        sigaddset(&sigs, SIGTERM);
+        sigaddset(&sigs, SIGINT);
+        sigaddset(&sigs, SIGHUP);
+        pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+        signal(SIGPIPE, SIG_IGN);
+        pthread_mutex_init(&f.lock, NULL);
+        pthread_cond_init(&f.cond, NULL);
+
+        f.sites = calloc(f.dr->n_sites, sizeof(*f.sites));
+        if (!f.sites)
+                goto out;
+        r = mkdir_p(f.dr->state_dir);
+        if (r < 0) {
+                tm_log_errno(TM_LOG_ERR, r, "cannot create the state directory '%s'",
+                             f.dr->state_dir);
+                goto out;
+        }
+        snprintf(f.state_path, sizeof(f.state_path), "%s/state.json", f.dr->state_dir);
+        snprintf(path, sizeof(path), "%s/jobs.jsonl", f.dr->state_dir);
+        r = tm_jobs_open(path, &f.jobs);
+        if (r < 0)
+                goto out;
+        snprintf(path, sizeof(path), "%s/audit.log", f.dr->state_dir);
+        r = tm_audit_open(f.cfg->audit_log ? f.cfg->audit_log : path, &f.audit);
+        if (r < 0)
+                goto out;
+        r = tm_metrics_new(&f.metrics);
+        if (r < 0)
+                goto out;
+        fo_metrics_define(&f);
+        snprintf(f.active, sizeof(f.active), "%s",
+                 f.dr->primary ? f.dr->primary : f.dr->sites[0].name);
+        fo_state_load(&f);
+        fo_check_sites(&f);
+        tm_log(TM_LOG_INFO, "%zu sites, primary '%s', automatic failover %s", f.dr->n_sites,
+               f.active, f.dr->automatic ? "on" : "off");
+        r = fo_monitor_start(&f);
+        if (r < 0)
+                goto out;
+
+        if (f.cfg->tls_cert || f.cfg->tls_key) {
+                if (!f.cfg->tls_cert || !f.cfg->tls_key) {
+                        tm_log(TM_LOG_ERR, "TLS needs both tls_cert and tls_key");
+                        goto out;
+                }
+                r = read_file_str(f.cfg->tls_cert, &cert);
+                if (r >= 0)
+                        r = read_file_str(f.cfg->tls_key, &key);
+                if (r < 0) {
+                        tm_log_errno(TM_LOG_ERR, r, "cannot read the TLS certificate or key");
+                        goto out;
+                }
+        }
+        if (!strcmp(f.cfg->access_log, "none"))
+                access_fd = -1;
+        else if (!strcmp(f.cfg->access_log, "stderr"))
+                access_fd = 2;
+        else if (!strcmp(f.cfg->access_log, "stdout"))
+                access_fd = 1;
+        else {
+                access_fd = open(f.cfg->access_log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC,
+                                 0600);
+                if (access_fd < 0) {
+                        tm_log_errno(TM_LOG_ERR, -errno, "cannot open the access log '%s'",
+                                     f.cfg->access_log);
+                        goto out;
+                }
+        }
+        if (!f.cfg->n_tokens && f.cfg->anonymous_role > TM_ROLE_NONE)
+                tm_log(TM_LOG_WARN, "no API tokens are configured: requests without a token act "
+                                    "as '%s'",
+                       tm_http_role_name(f.cfg->anonymous_role));
+        ho.listen = listen ? listen : f.cfg->listen;
+        ho.tls_cert_pem = cert;
+        ho.tls_key_pem = key;
+        ho.tokens = f.cfg->tokens;
+        ho.n_tokens = f.cfg->n_tokens;
+        ho.anonymous_role = f.cfg->anonymous_role;
+        ho.audit = f.audit;
+        ho.access_log_fd = access_fd;
+        ho.service = "failoverd";
+        ho.app = &f;
+        r = tm_http_serve(fo_routes, fo_n_routes, &ho, &f.http);
+        if (r < 0)
+                goto out;
+        tm_log(TM_LOG_INFO, "listening on %s (port %d)", ho.listen, tm_http_port(f.http));
+        if (port_file) {
+                char tmp[4096 + 8];
+                FILE *pf;
+
+                snprintf(tmp, sizeof(tmp), "%s.tmp", port_file);
+                pf = fopen(tmp, "w");
+                if (!pf || fprintf(pf, "%d\n", tm_http_port(f.http)) < 0 || fclose(pf) != 0 ||
+                    rename(tmp, port_file) < 0) {
+                        tm_log_errno(TM_LOG_ERR, -errno, "cannot write '%s'", port_file);
+                        goto out;
+                }
+        }
+        for (;;) {
+                if (sigwait(&sigs, &sig) != 0)
+                        continue;
+                if (sig == SIGHUP) {
+                        tm_log(TM_LOG_INFO,
+                               "SIGHUP: restart the daemon to reload the configuration");
+                        continue;
+                }
+                break;
+        }
+        tm_log(TM_LOG_INFO, "signal %d: stopping", sig);
+        exit_code = 0;
+out:
+        if (f.http)
+                tm_http_quiesce(f.http);
+        tm_http_free(f.http);
+        fo_monitor_stop(&f);
+        fo_flow_join(&f);
+        if (access_fd > 2)
+                close(access_fd);
+        if (f.sites)
+                for (size_t i = 0; i < f.dr->n_sites; i++)
+                        tm_dr_health_dispose(&f.sites[i].h);
+        free(f.sites);
+        tm_dr_health_dispose(&f.last_primary);
+        if (f.log) {
+                tm_dr_log_dispose(f.log);
+                free(f.log);
+        }
+        json_decref(f.last_failover);
+        tm_metrics_free(f.metrics);
+        tm_audit_close(f.audit);
+        tm_jobs_close(f.jobs);
+        if (key) {
+                for (volatile char *p = key; *p; p++)
+                        *p = 0;
+                free(key);
+        }
+        free(cert);
+out_early:
+        tm_dr_conf_free(f.dr);
+        tm_config_free(f.cfg);
+        return exit_code;
+}

@@ -1,0 +1,338 @@
+/*
+ * dr: the configuration of sites, tiers, hooks and targets; LSNs; the
+ * automated failover's decision; running hooks; the step log; and what the
+ * flows refuse before touching any server. The flows against real servers
+ * are tested in tests/integration/failover_*.sh.
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <netinet/in.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include <tidemark/config.h>
+#include <tidemark/dr.h>
+#include <tidemark/time.h>
+
+static char dir[] = "/tmp/tm-test-dr-XXXXXX";
+
+static int load(const char *text, struct tm_config **cfg, struct tm_dr_conf **dr, char *err,
+                size_t n)
+{
+        char path[128];
+        FILE *f;
+        int r;
+
+        snprintf(path, sizeof(path), "%s/c.conf", dir);
+        f = fopen(path, "w");
+        assert_non_null(f);
+        fputs(text, f);
+        fclose(f);
+        *dr = NULL;
+        r = tm_config_load(path, cfg, err, n);
+        if (r < 0)
+                return r;
+        r = tm_dr_conf_load(*cfg, dr, err, n);
+        return r;
+}
+
+/* A port nothing listens on: bind one, close it. */
+static int dead_port(void)
+{
+        struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(0x7f000001) };
+        socklen_t l = sizeof(a);
+        int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+        assert_true(fd >= 0);
+        assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+        assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &l), 0);
+        close(fd);
+        return ntohs(a.sin_port);
+}
+
+static void test_conf_defaults(void **state)
+{
+        struct tm_config *cfg;
+        struct tm_dr_conf *dr;
+        char err[512];
+
+        assert_int_equal(load("[site.alpha]\nconninfo = host=127.0.0.1 port=1\n", &cfg, &dr, err,
+                              sizeof(err)),
+                         0);
+        assert_int_equal(dr->n_sites, 1);
+        assert_string_equal(dr->service_tier, "critical");
+        assert_int_equal(dr->n_tiers, 4);
+        assert_int_equal(tm_dr_tier_find(dr, "critical")->rto_ns, 30 * 60 * TM_NSEC_PER_SEC);
+        assert_int_equal(tm_dr_tier_find(dr, "critical")->rpo_ns, 5 * 60 * TM_NSEC_PER_SEC);
+        assert_int_equal(tm_dr_tier_find(dr, "high")->rto_ns, 3600 * TM_NSEC_PER_SEC);
+        assert_int_equal(tm_dr_tier_find(dr, "high")->rpo_ns, 15 * 60 * TM_NSEC_PER_SEC);
+        assert_int_equal(tm_dr_tier_find(dr, "standard")->rto_ns, 4 * 3600 * TM_NSEC_PER_SEC);
+        assert_int_equal(tm_dr_tier_find(dr, "standard")->rpo_ns, 3600 * TM_NSEC_PER_SEC);
+        assert_int_equal(tm_dr_tier_find(dr, "development")->rto_ns, 8 * 3600 * TM_NSEC_PER_SEC);
+        assert_int_equal(tm_dr_tier_find(dr, "development")->rpo_ns, 4 * 3600 * TM_NSEC_PER_SEC);
+        assert_false(dr->automatic);
+        assert_int_equal(dr->failure_threshold, 3);
+        assert_int_equal(dr->check_interval_ns, 5 * TM_NSEC_PER_SEC);
+        assert_null(dr->hooks[TM_DR_HOOK_FENCE].command);
+        assert_string_equal(dr->pg_bin, "/usr/lib/postgresql/15/bin");
+        assert_null(tm_dr_site_find(dr, "beta"));
+        assert_null(tm_dr_target_find(dr, "test-environment"));
+        tm_dr_conf_free(dr);
+        tm_config_free(cfg);
+}
+
+static void test_conf_full(void **state)
+{
+        struct tm_config *cfg;
+        struct tm_dr_conf *dr;
+        char err[512];
+
+        assert_int_equal(load("[failover]\nprimary = alpha\nautomatic = on\nfailure_threshold = 2\n"
+                              "check_interval = 1s\nservice_tier = gold\nstate_dir = /s\n"
+                              "[site.alpha]\nconninfo = host=a\npgdata = /a\nauto_failover = yes\n"
+                              "[site.beta]\nconninfo = host=b\nreplication_conninfo = host=b2\n"
+                              "repository = /r\n"
+                              "[service_tier.gold]\nrto = 90s\nrpo = 1s\n"
+                              "[service_tier.high]\nrto = 2h\nrpo = 30m\n"
+                              "[hook.fence]\ncommand = /bin/true\n"
+                              "[hook.switch-traffic]\ncommand = echo hi\ntimeout = 5s\n"
+                              "[target.test-environment]\npath = /t\nport = 5999\n"
+                              "[monitor]\nwhatever = kept for monitord\n",
+                              &cfg, &dr, err, sizeof(err)),
+                         0);
+        assert_string_equal(dr->primary, "alpha");
+        assert_true(dr->automatic);
+        assert_int_equal(dr->failure_threshold, 2);
+        assert_int_equal(dr->check_interval_ns, TM_NSEC_PER_SEC);
+        assert_string_equal(dr->state_dir, "/s");
+        assert_int_equal(dr->n_sites, 2);
+        assert_true(tm_dr_site_find(dr, "alpha")->auto_failover);
+        assert_false(tm_dr_site_find(dr, "beta")->auto_failover);
+        assert_string_equal(tm_dr_site_find(dr, "alpha")->pgdata, "/a");
+        assert_string_equal(tm_dr_site_find(dr, "beta")->replication_conninfo, "host=b2");
+        assert_string_equal(tm_dr_site_find(dr, "beta")->repository, "/r");
+        assert_int_equal(dr->n_tiers, 5);
+        assert_int_equal(tm_dr_tier_find(dr, "gold")->rto_ns, 90 * TM_NSEC_PER_SEC);
+        assert_int_equal(tm_dr_tier_find(dr, "high")->rpo_ns, 30 * 60 * TM_NSEC_PER_SEC);
+        assert_string_equal(dr->hooks[TM_DR_HOOK_FENCE].command, "/bin/true");
+        assert_int_equal(dr->hooks[TM_DR_HOOK_FENCE].timeout_ns, 60 * TM_NSEC_PER_SEC);
+        assert_int_equal(dr->hooks[TM_DR_HOOK_SWITCH].timeout_ns, 5 * TM_NSEC_PER_SEC);
+        assert_string_equal(tm_dr_target_find(dr, "test-environment")->path, "/t");
+        assert_int_equal(tm_dr_target_find(dr, "test-environment")->port, 5999);
+        assert_string_equal(tm_dr_hook_name(TM_DR_HOOK_SWITCH), "switch-traffic");
+        tm_dr_conf_free(dr);
+        tm_config_free(cfg);
+}
+
+static void test_conf_errors(void **state)
+{
+        static const struct {
+                const char *text, *msg;
+        } cases[] = {
+                { "[site.a]\npgdata = /x\n", "c.conf:2: [site.a] needs conninfo" },
+                { "[site.a]\nconninfo = x\ncolour = red\n", "c.conf:3: unknown key 'colour'" },
+                { "[site.a]\nconninfo = x\npgdata = rel\n", "c.conf:3: pgdata = 'rel'" },
+                { "[site.a b]\nconninfo = x\n", "a name is 1 to 63" },
+                { "[failover]\nautomatic = maybe\n", "c.conf:2: automatic = 'maybe'" },
+                { "[failover]\ncheck_interval = soon\n", "check_interval = 'soon'" },
+                { "[failover]\nfailure_threshold = 0\n", "failure_threshold = '0'" },
+                { "[failover]\nservice_tier = platinum\n", "no such tier" },
+                { "[failover]\nprimary = gamma\n", "primary = 'gamma': no [site.gamma]" },
+                { "[service_tier.gold]\nrto = 1h\n", "needs rto and rpo" },
+                { "[hook.reboot]\ncommand = x\n", "unknown hook [hook.reboot]" },
+                { "[hook.fence]\ntimeout = 5s\n", "[hook.fence] needs command" },
+                { "[target.t]\nport = 5432\n", "needs path" },
+                { "[target.t]\npath = /t\nport = 70000\n", "port = '70000'" },
+        };
+
+        for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+                struct tm_config *cfg = NULL;
+                struct tm_dr_conf *dr = NULL;
+                char err[512] = "";
+
+                assert_int_equal(load(cases[i].text, &cfg, &dr, err, sizeof(err)), -EINVAL);
+                if (!strstr(err, cases[i].msg))
+                        fail_msg("case %zu: '%s' lacks '%s'", i, err, cases[i].msg);
+                assert_null(dr);
+                tm_config_free(cfg);
+        }
+}
+
+static void test_lsn(void **state)
+{
+        uint64_t v;
+        char s[24];
+
+        assert_int_equal(tm_dr_lsn_parse("16/B374D848", &v), 0);
+        assert_true(v == 0x16B374D848ULL);
+        tm_dr_lsn_format(v, s, sizeof(s));
+        assert_string_equal(s, "16/B374D848");
+        assert_int_equal(tm_dr_lsn_parse("0/0", &v), 0);
+        assert_true(v == 0);
+        assert_int_equal(tm_dr_lsn_parse("", &v), -EINVAL);
+        assert_int_equal(tm_dr_lsn_parse("16B374D848", &v), -EINVAL);
+        assert_int_equal(tm_dr_lsn_parse("1/2x", &v), -EINVAL);
+        assert_int_equal(tm_dr_lsn_parse("123456789/0", &v), -EINVAL);
+        assert_int_equal(tm_dr_lsn_parse(NULL, &v), -EINVAL);
+}
+
+static void test_auto_decide(void **state)
+{
+        struct tm_dr_health h = { .reachable = 1, .in_recovery = 1 };
+
+        assert_int_equal(tm_dr_auto_decide(0, 3, &h), TM_DR_AUTO_HEALTHY);
+        assert_int_equal(tm_dr_auto_decide(2, 3, &h), TM_DR_AUTO_WAIT);
+        assert_int_equal(tm_dr_auto_decide(3, 3, NULL), TM_DR_AUTO_NO_CANDIDATE);
+        h.receiver_streaming = 1;
+        /* the standby still hears the primary: our network, not a disaster */
+        assert_int_equal(tm_dr_auto_decide(5, 3, &h), TM_DR_AUTO_STANDBY_SEES_PRIMARY);
+        h.receiver_streaming = 0;
+        assert_int_equal(tm_dr_auto_decide(3, 3, &h), TM_DR_AUTO_PROMOTE);
+        h.in_recovery = 0; /* already writable: never promote a primary */
+        assert_int_equal(tm_dr_auto_decide(3, 3, &h), TM_DR_AUTO_NO_CANDIDATE);
+        h.in_recovery = 1;
+        h.reachable = 0;
+        assert_int_equal(tm_dr_auto_decide(3, 3, &h), TM_DR_AUTO_NO_CANDIDATE);
+        assert_string_equal(tm_dr_auto_verdict_name(TM_DR_AUTO_PROMOTE), "promote");
+        assert_string_equal(tm_dr_auto_verdict_name(TM_DR_AUTO_STANDBY_SEES_PRIMARY),
+                            "standby_sees_primary");
+}
+
+static void test_exec(void **state)
+{
+        const char *ok[] = { "/bin/sh", "-c", "echo out; echo err >&2; echo $TM_X; exit 3", NULL };
+        const char *env[] = { "TM_X=from-env", NULL };
+        const char *slow[] = { "/bin/sh", "-c", "sleep 30 & sleep 30", NULL };
+        const char *missing[] = { "/nonexistent/prog", NULL };
+        char *out = NULL;
+        int64_t t0;
+
+        assert_int_equal(tm_dr_exec(ok, env, 10 * TM_NSEC_PER_SEC, &out), 3);
+        assert_string_equal(out, "out\nerr\nfrom-env");
+        free(out);
+        t0 = tm_time_mono();
+        assert_int_equal(tm_dr_exec(slow, NULL, TM_NSEC_PER_SEC / 5, &out), -ETIMEDOUT);
+        /* the whole process group went, the background sleep too */
+        assert_true(tm_time_mono() - t0 < 5 * TM_NSEC_PER_SEC);
+        free(out);
+        assert_int_equal(tm_dr_exec(missing, NULL, TM_NSEC_PER_SEC, NULL), 127);
+}
+
+static void test_log(void **state)
+{
+        struct tm_dr_log l;
+        json_t *c;
+
+        assert_int_equal(tm_dr_log_init(&l), 0);
+        json_array_append_new(l.steps, json_pack("{s:s}", "step", "x"));
+        c = tm_dr_log_copy(&l);
+        assert_int_equal(json_array_size(c), 1);
+        json_array_clear(l.steps);
+        assert_int_equal(json_array_size(c), 1); /* a deep copy */
+        json_decref(c);
+        tm_dr_log_dispose(&l);
+        tm_dr_log_dispose(&l); /* safe twice */
+}
+
+static void test_unreachable(void **state)
+{
+        struct tm_dr_health h;
+        char ci[128], out[32], err[256];
+        json_t *j;
+
+        snprintf(ci, sizeof(ci), "host=127.0.0.1 port=%d user=postgres", dead_port());
+        assert_int_equal(tm_dr_probe(ci, TM_NSEC_PER_SEC, &h), 0);
+        assert_false(h.reachable);
+        assert_non_null(strstr(h.error, "refused"));
+        j = tm_dr_health_json(&h);
+        assert_false(json_is_true(json_object_get(j, "reachable")));
+        assert_string_equal(json_string_value(json_object_get(j, "role")), "unknown");
+        json_decref(j);
+        tm_dr_health_dispose(&h);
+        assert_int_equal(tm_dr_sql(ci, TM_NSEC_PER_SEC, "SELECT 1", out, sizeof(out), err,
+                                   sizeof(err)),
+                         -ECONNREFUSED);
+        assert_int_equal(tm_dr_probe("not a conninfo = = =", TM_NSEC_PER_SEC, &h), 0);
+        assert_false(h.reachable);
+        tm_dr_health_dispose(&h);
+}
+
+static void test_flows_refuse(void **state)
+{
+        struct tm_config *cfg;
+        struct tm_dr_conf *dr;
+        struct tm_dr_log l;
+        struct tm_dr_outcome o;
+        struct tm_dr_failover_opts fo = { 0 };
+        char text[512], err[512];
+        json_t *pf;
+        int p = dead_port();
+
+        snprintf(text, sizeof(text),
+                 "[failover]\nconnect_timeout = 1s\n"
+                 "[site.alpha]\nconninfo = host=127.0.0.1 port=%d\n"
+                 "[site.beta]\nconninfo = host=127.0.0.1 port=%d\n",
+                 p, p);
+        assert_int_equal(load(text, &cfg, &dr, err, sizeof(err)), 0);
+        assert_int_equal(tm_dr_log_init(&l), 0);
+        fo.from_site = "alpha";
+        fo.target_site = "gamma";
+        assert_int_equal(tm_dr_failover(dr, &fo, &l, &o, err, sizeof(err)), -EINVAL);
+        assert_string_equal(err, "unknown site 'gamma'");
+        fo.target_site = "alpha";
+        assert_int_equal(tm_dr_failover(dr, &fo, &l, &o, err, sizeof(err)), -EINVAL);
+        assert_non_null(strstr(err, "already the primary"));
+        fo.target_site = "beta";
+        assert_int_equal(tm_dr_failover(dr, &fo, &l, &o, err, sizeof(err)), -ECONNREFUSED);
+        assert_non_null(strstr(err, "'beta' does not answer"));
+        assert_int_equal(json_array_size(l.steps), 1);
+        assert_int_equal(tm_dr_rejoin(dr, "alpha", "beta", &l, err, sizeof(err)), -EINVAL);
+        assert_non_null(strstr(err, "has no pgdata"));
+        assert_int_equal(tm_dr_failback(dr, "beta", "gamma", "x", 1, &l, &o, err, sizeof(err)),
+                         -EINVAL);
+        /* the dry run: nothing answers, no standby configured */
+        assert_int_equal(tm_dr_preflight(dr, "alpha", NULL, 0, &pf), 0);
+        assert_false(json_is_true(json_object_get(pf, "ready")));
+        assert_true(json_number_value(json_object_get(pf, "estimated_rto_seconds")) > 0);
+        assert_int_equal(json_number_value(json_object_get(pf, "rto_target_seconds")), 1800);
+        json_decref(pf);
+        tm_dr_log_dispose(&l);
+        tm_dr_conf_free(dr);
+        tm_config_free(cfg);
+}
+
+static int setup(void **state)
+{
+        return mkdtemp(dir) ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+        char path[128];
+
+        snprintf(path, sizeof(path), "%s/c.conf", dir);
+        unlink(path);
+        rmdir(dir);
+        return 0;
+}
+
+int main(void)
+{
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_conf_defaults), cmocka_unit_test(test_conf_full),
+                cmocka_unit_test(test_conf_errors),   cmocka_unit_test(test_lsn),
+                cmocka_unit_test(test_auto_decide),   cmocka_unit_test(test_exec),
+                cmocka_unit_test(test_log),           cmocka_unit_test(test_unreachable),
+                cmocka_unit_test(test_flows_refuse),
+        };
+
+        return cmocka_run_group_tests(tests, setup, teardown);
+}
