@@ -198,3 +198,15 @@ check_no_loss() {
         [[ -z $missing ]] || fail "$2: acknowledged rows missing: $missing"
         log "ok: $2: all $(wc -l <"$T/acked") acknowledged rows present"
 }
+
+# fo_stop: stop the daemon (SIGTERM) and fail on any sanitizer report
+fo_stop() {
+        local pid
+        pid=$(cat "$T/state/fod.pid")
+        kill "$pid"
+        for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+        ! kill -0 "$pid" 2>/dev/null || fail "failoverd did not stop on SIGTERM"
+        if grep -q "Sanitizer" "$T/failoverd.log"; then
+                fail "sanitizer report: $(grep -A30 Sanitizer "$T/failoverd.log" | head -40)"
+        fi
+}

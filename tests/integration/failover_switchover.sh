@@ -128,4 +128,5 @@ expect_code 200 "dry run without a standby"
         fail "the missing standby is not a failed precondition: $BODY"
 api GET /health
 expect_code 200 "still serving"
+fo_stop
 pass
