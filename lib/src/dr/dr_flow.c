@@ -564,6 +564,63 @@ out:
         return r;
 }
 
+/* A copy (pg_rewind rewrites files in place: a hard link would follow). */
+static int copy_file(const char *from, const char *to)
+{
+        tm_buf b = TM_BUF_INIT(16u << 20);
+        struct stat sb;
+        int fd = -1, r;
+
+        if (stat(from, &sb) < 0)
+                return -errno;
+        r = tm_file_read_all(from, 16u << 20, &b);
+        if (r < 0)
+                goto out;
+        fd = open(to, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, sb.st_mode & 07777);
+        if (fd < 0 || (b.len && write(fd, b.data, b.len) != (ssize_t)b.len) ||
+            fchown(fd, sb.st_uid, sb.st_gid) < 0 || fsync(fd) < 0)
+                r = -errno;
+        else
+                r = 0;
+out:
+        if (fd >= 0 && close(fd) < 0 && r == 0)
+                r = -errno;
+        tm_buf_dispose(&b);
+        return r;
+}
+
+/* Save (restore = 0) or put back (restore = 1) the configuration files of
+ * a site's data directory around pg_rewind, as <state_dir>/<site>.<file>.keep
+ * (not inside the data directory: pg_rewind deletes what the source lacks).
+ * Files a layout keeps elsewhere (Debian's /etc/postgresql) are absent. */
+static int keep_conf(const struct tm_dr_conf *c, const struct tm_dr_site *site, int restore,
+                     char *err, size_t errlen)
+{
+        static const char *files[] = { "postgresql.conf", "postgresql.auto.conf", "pg_hba.conf",
+                                       "pg_ident.conf" };
+
+        for (size_t i = 0; i < TM_ARRAY_SIZE(files); i++) {
+                char path[4096], keep[4200];
+
+                snprintf(path, sizeof(path), "%s/%s", site->pgdata, files[i]);
+                snprintf(keep, sizeof(keep), "%s/%s.%s.keep", c->state_dir, site->name, files[i]);
+                if (!restore) {
+                        int r = copy_file(path, keep);
+
+                        if (r < 0 && r != -ENOENT) {
+                                snprintf(err, errlen, "cannot keep %s: %s", path, strerror(-r));
+                                return r;
+                        }
+                } else if (copy_file(keep, path) == 0) {
+                        unlink(keep);
+                } else if (access(keep, F_OK) == 0) {
+                        snprintf(err, errlen, "cannot put back %s: %s", path, strerror(errno));
+                        return -errno;
+                }
+        }
+        return 0;
+}
+
 int tm_dr_rejoin(const struct tm_dr_conf *c, const char *site, const char *primary,
                  struct tm_dr_log *log, char *err, size_t errlen)
 {
@@ -629,6 +686,13 @@ int tm_dr_rejoin(const struct tm_dr_conf *c, const char *site, const char *prima
         st = step_begin(log, "rewind");
         if (pg_prog(c, "pg_rewind", prog, sizeof(prog)) < 0)
                 return -ENAMETOOLONG;
+        /* pg_rewind copies the source's configuration files over the
+         * target's: keep the site's own (its port, its addresses) */
+        r = keep_conf(c, s, 0, err, errlen);
+        if (r < 0) {
+                step_end(log, st, "failed", "%s", err);
+                return r;
+        }
         snprintf(src, sizeof(src), "--source-server=%s", p->conninfo);
         {
                 char tgt[4200];
@@ -637,6 +701,15 @@ int tm_dr_rejoin(const struct tm_dr_conf *c, const char *site, const char *prima
                 snprintf(tgt, sizeof(tgt), "%s", s->pgdata);
                 argv[2] = tgt;
                 r = tm_dr_exec(argv, NULL, 10 * 60 * TM_NSEC_PER_SEC, &out);
+        }
+        {
+                int rk = keep_conf(c, s, 1, err, errlen);
+
+                if (rk < 0 && r == 0) {
+                        step_end(log, st, "failed", "%s", err);
+                        free(out);
+                        return rk;
+                }
         }
         if (r != 0) {
                 snprintf(err, errlen, "pg_rewind of '%s' from '%s' failed: %s", s->name, p->name,
