@@ -541,6 +541,116 @@ static int api_test_failover(struct tm_http_req *rq, json_t *body, json_t **ret)
         return 200;
 }
 
+static int valid_component(const char *s)
+{
+        size_t n = strlen(s);
+
+        return n > 0 && n < 64 &&
+               strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.") == n &&
+               s[0] != '.';
+}
+
+static int api_pitr(struct tm_http_req *rq, json_t *body, json_t **ret)
+{
+        struct fo *f = tm_http_app(rq);
+        struct tm_dr_pitr_opts o = { 0 };
+        const char *ts = NULL, *dest = NULL, *comps[16];
+        const struct tm_dr_target *t;
+        json_t *jc = NULL, *v;
+        struct tm_dr_log log;
+        char err[1024] = "";
+        size_t i;
+        int r;
+
+        if (!body)
+                return tm_http_fail(rq, -EINVAL, "a JSON body with target_timestamp is required");
+        r = tm_http_unpack(rq, body, "{s:s, s?o, s:s}", "target_timestamp", &ts, "components", &jc,
+                           "destination", &dest);
+        if (r < 0)
+                return r;
+        if (tm_time_parse(ts, &o.target_ns, NULL) < 0)
+                return tm_http_fail(rq, -EINVAL,
+                                    "malformed target_timestamp '%s': expected an instant like "
+                                    "2025-01-07T10:00:00Z",
+                                    ts);
+        if (o.target_ns > tm_time_now())
+                return tm_http_fail(rq, -EINVAL, "target_timestamp %s is in the future", ts);
+        if (jc && (!json_is_array(jc) || !json_array_size(jc) || json_array_size(jc) > 16))
+                return tm_http_fail(rq, -EINVAL, "components: a list of 1 to 16 names");
+        json_array_foreach(jc, i, v) {
+                if (!json_is_string(v) || !valid_component(json_string_value(v)))
+                        return tm_http_fail(rq, -EINVAL, "components[%zu]: not a component name",
+                                            i);
+                comps[i] = json_string_value(v);
+        }
+        if (!jc)
+                comps[0] = f->dr->component;
+        o.components = comps;
+        o.n_components = jc ? json_array_size(jc) : 1;
+        t = tm_dr_target_find(f->dr, dest);
+        if (t) {
+                o.dest = t->path;
+                o.start_port = t->port ? t->port : -1;
+        } else if (dest[0] == '/' && !strstr(dest, "/../") && !strstr(dest, "/./")) {
+                o.dest = dest;
+        } else {
+                return tm_http_fail(rq, -EINVAL,
+                                    "unknown destination '%s': a [target.NAME] or an absolute "
+                                    "directory",
+                                    dest);
+        }
+        if (!f->repo)
+                return tm_http_fail(rq, -EINVAL,
+                                    "no repository is configured ([repository] location)");
+        o.tidemark = f->tidemark;
+        o.repo_args = f->repo_args;
+        o.database_component = f->dr->component;
+        if (pthread_mutex_trylock(&f->repo_lock) != 0)
+                return tm_http_fail(rq, -EBUSY, "a point-in-time recovery is already running");
+        r = tm_dr_log_init(&log);
+        if (r >= 0)
+                r = tm_dr_pitr(f->dr, &o, &log, ret, err, sizeof(err));
+        pthread_mutex_unlock(&f->repo_lock);
+        if (r >= 0)
+                json_object_set_new(*ret, "steps", tm_dr_log_copy(&log));
+        tm_dr_log_dispose(&log);
+        if (r == -EPROTO)
+                return tm_http_fail(rq, -EINVAL, "%s", err);
+        if (r < 0) {
+                tm_log(TM_LOG_ERR, "point-in-time recovery to %s failed: %s", ts, err);
+                return tm_http_fail(rq, r, "%s", err);
+        }
+        json_object_set_new(*ret, "destination_name", json_string(dest));
+        return 200;
+}
+
+static int api_timeline(struct tm_http_req *rq, json_t *body, json_t **ret)
+{
+        struct fo *f = tm_http_app(rq);
+        const char *s = tm_http_query(rq, "start"), *e = tm_http_query(rq, "end");
+        int64_t start = 0, end = tm_time_now(), prec = 0;
+        int r;
+
+        if (s && tm_time_parse(s, &start, NULL) < 0)
+                return tm_http_fail(rq, -EINVAL, "malformed start '%s'", s);
+        /* an end given as a date or a minute covers all of it */
+        if (e && tm_time_parse(e, &end, &prec) < 0)
+                return tm_http_fail(rq, -EINVAL, "malformed end '%s'", e);
+        if (e && prec > 1)
+                end += prec - 1;
+        if (end < start)
+                return tm_http_fail(rq, -EINVAL, "end is before start");
+        if (!f->repo)
+                return tm_http_fail(rq, -EINVAL,
+                                    "no repository is configured ([repository] location)");
+        pthread_mutex_lock(&f->repo_lock);
+        r = tm_repo_refresh(f->repo);
+        if (r >= 0)
+                r = tm_dr_timeline(f->repo, f->dr->component, NULL, 0, start, end, ret);
+        pthread_mutex_unlock(&f->repo_lock);
+        return r < 0 ? r : 200;
+}
+
 /* ---- documentation ---- */
 
 static const char openapi_json[] =
@@ -575,6 +685,8 @@ const struct tm_http_route fo_routes[] = {
         { "POST", "/api/v1/failover",           api_failover,      TM_ROLE_OPERATOR, 4 * 1024, TM_HTTP_AUDIT },
         { "POST", "/api/v1/failback",           api_failback,      TM_ROLE_OPERATOR, 4 * 1024, TM_HTTP_AUDIT },
         { "GET",  "/api/v1/jobs/{id}",          api_job,           TM_ROLE_VIEWER,   0,        0 },
+        { "POST", "/api/v1/recovery/point-in-time", api_pitr,   TM_ROLE_OPERATOR, 4 * 1024, TM_HTTP_AUDIT },
+        { "GET",  "/api/v1/recovery/timeline",  api_timeline,      TM_ROLE_VIEWER,   0,        0 },
         { "POST", "/api/v1/test/failover",      api_test_failover, TM_ROLE_OPERATOR, 4 * 1024, TM_HTTP_AUDIT },
 };
 /* clang-format on */

@@ -15,6 +15,7 @@
 #include <tidemark/http.h>
 #include <tidemark/jobs.h>
 #include <tidemark/metrics.h>
+#include <tidemark/repo.h>
 
 struct fo_site_state {
         struct tm_dr_health h; /* the latest check */
@@ -50,6 +51,15 @@ struct fo {
         char auto_verdict[32];
         pthread_t monitor;
         int monitor_started;
+
+        /* the repository (PITR and the timeline), when configured */
+        pthread_mutex_t repo_lock;  /* the handle; one recovery at a time */
+        tm_repo *repo;
+        char *password;
+        size_t password_len;
+        const char *repo_args[8];   /* the tidemark program's repository options */
+        char tidemark[4096];
+        char restore_catalog[4200];
 };
 
 /* monitor.c */

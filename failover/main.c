@@ -92,6 +92,74 @@ static int read_file_str(const char *path, char **ret)
         return 0;
 }
 
+/* The repository is optional: without it failoverd moves primaries but
+ * cannot recover to a point in time nor show the timeline. */
+static int open_repository(struct fo *f)
+{
+        const char *loc = f->cfg->repo_location ? f->cfg->repo_location
+                                                : getenv("TIDEMARK_REPOSITORY");
+        const char *pw = f->cfg->password_file ? f->cfg->password_file
+                                               : getenv("TIDEMARK_PASSWORD_FILE");
+        struct tm_repo_opts o = TM_REPO_OPTS_INIT;
+        char self[4000], cat[4200];
+        ssize_t n;
+        int r, k = 0;
+
+        if (!loc)
+                return 0;
+        if (pw) {
+                r = read_file_str(pw, &f->password);
+                if (r < 0)
+                        return tm_log_errno(TM_LOG_ERR, r, "cannot read the password file '%s'",
+                                            pw);
+                f->password_len = strlen(f->password);
+                while (f->password_len && (f->password[f->password_len - 1] == '\n' ||
+                                           f->password[f->password_len - 1] == '\r'))
+                        f->password[--f->password_len] = '\0';
+        } else if (getenv("TIDEMARK_PASSWORD")) {
+                f->password = tm_strdup(getenv("TIDEMARK_PASSWORD"));
+                if (!f->password)
+                        return -ENOMEM;
+                f->password_len = strlen(f->password);
+        } else {
+                tm_log(TM_LOG_ERR, "no repository password: set [repository] password_file, "
+                                   "TIDEMARK_PASSWORD_FILE or TIDEMARK_PASSWORD");
+                return -EINVAL;
+        }
+        snprintf(cat, sizeof(cat), "%s/catalog.db", f->dr->state_dir);
+        o.location = loc;
+        o.password = f->password;
+        o.password_len = f->password_len;
+        o.catalog_path = cat;
+        r = tm_repo_open(&o, &f->repo);
+        if (r < 0)
+                return tm_log_errno(TM_LOG_ERR, r, "cannot open the repository '%s'", loc);
+        /* restores run the tidemark program, with a catalog of their own */
+        if (f->dr->tidemark) {
+                snprintf(f->tidemark, sizeof(f->tidemark), "%s", f->dr->tidemark);
+        } else {
+                n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+                self[n > 0 ? n : 0] = '\0';
+                if (strrchr(self, '/'))
+                        *strrchr(self, '/') = '\0';
+                snprintf(f->tidemark, sizeof(f->tidemark), "%s/tidemark", self);
+        }
+        snprintf(f->restore_catalog, sizeof(f->restore_catalog), "%s/restore-catalog.db",
+                 f->dr->state_dir);
+        f->repo_args[k++] = "-q";
+        f->repo_args[k++] = "-r";
+        f->repo_args[k++] = loc;
+        if (pw) {
+                f->repo_args[k++] = "--password-file";
+                f->repo_args[k++] = pw;
+        }
+        f->repo_args[k++] = "--catalog";
+        f->repo_args[k++] = f->restore_catalog;
+        f->repo_args[k] = NULL;
+        tm_log(TM_LOG_INFO, "repository '%s': point-in-time recovery with %s", loc, f->tidemark);
+        return 0;
+}
+
 int main(int argc, char **argv)
 {
         static const struct option opts[] = {
@@ -197,6 +265,10 @@ int main(int argc, char **argv)
         if (r < 0)
                 goto out;
         fo_metrics_define(&f);
+        pthread_mutex_init(&f.repo_lock, NULL);
+        r = open_repository(&f);
+        if (r < 0)
+                goto out;
         snprintf(f.active, sizeof(f.active), "%s",
                  f.dr->primary ? f.dr->primary : f.dr->sites[0].name);
         fo_state_load(&f);
@@ -298,6 +370,12 @@ out:
         tm_metrics_free(f.metrics);
         tm_audit_close(f.audit);
         tm_jobs_close(f.jobs);
+        tm_repo_free(f.repo);
+        if (f.password) {
+                for (volatile char *p = f.password; *p; p++)
+                        *p = 0;
+                free(f.password);
+        }
         if (key) {
                 for (volatile char *p = key; *p; p++)
                         *p = 0;

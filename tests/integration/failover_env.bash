@@ -91,7 +91,8 @@ EOC
         [[ $(pgb -c "SELECT inet_server_port()") == "$P_ALPHA" ]] || fail "pgbouncer does not reach alpha"
 }
 
-# fo_start [EXTRA_FAILOVER_KEYS]: write the config and start the daemon.
+# fo_start [EXTRA_FAILOVER_KEYS [EXTRA_SECTIONS]]: write the config and
+# start the daemon.
 fo_start() {
         cat >"$T/tidemark.conf" <<EOC
 [server]
@@ -120,6 +121,8 @@ auto_failover = on
 [hook.switch-traffic]
 command = $T/switch.sh
 timeout = 20s
+
+${2:-}
 EOC
         # the hook's settings in a wrapper: inih reads lines of at most 198 bytes
         cat >"$T/switch.sh" <<EOC
@@ -184,6 +187,7 @@ load_start() {
                 done
         ) &
         LOAD_PID=$!
+        on_exit "touch '$T/stop'; kill $LOAD_PID 2>/dev/null"
 }
 load_stop() {
         touch "$T/stop"

@@ -13,7 +13,10 @@ tm_setup
 . "$(dirname "$0")/failover_env.bash"
 
 fo_cluster
-fo_start
+# a notify hook that takes its time keeps the job running long enough to
+# send a second failover into it
+fo_start "" "[hook.notify]
+command = sleep 3"
 
 api GET /health
 expect_code 200 "health"

@@ -18,6 +18,8 @@
 
 #include <cmocka.h>
 
+#include "tm_test_util.h"
+
 #include <tidemark/config.h>
 #include <tidemark/dr.h>
 #include <tidemark/time.h>
@@ -309,6 +311,111 @@ static void test_flows_refuse(void **state)
         tm_config_free(cfg);
 }
 
+/* tm_dr_pitr drives the tidemark program: a stand-in that records its
+ * arguments and fails for the "bad" component like tidemark does */
+static void test_pitr(void **state)
+{
+        struct tm_config *cfg;
+        struct tm_dr_conf *dr;
+        struct tm_dr_pitr_opts o = { 0 };
+        struct tm_dr_log l;
+        char text[256], err[512], prog[256], dest[256], args[256];
+        const char *repo_args[] = { "-r", "/repo", NULL };
+        const char *comps[] = { "plugins", "bad" };
+        json_t *ret = NULL;
+        FILE *f;
+        tm_buf b = TM_BUF_INIT(4096);
+
+        snprintf(text, sizeof(text), "[site.a]\nconninfo = x\n[failover]\nstate_dir = %s\n", dir);
+        assert_int_equal(load(text, &cfg, &dr, err, sizeof(err)), 0);
+        snprintf(prog, sizeof(prog), "%s/fake-tidemark", dir);
+        snprintf(args, sizeof(args), "%s/args", dir);
+        snprintf(dest, sizeof(dest), "%s/dest", dir);
+        f = fopen(prog, "w");
+        assert_non_null(f);
+        fprintf(f, "#!/bin/sh\necho \"$*\" >>'%s'\n"
+                   "[ \"$5\" = bad ] && { echo 'tidemark: error: 2000-01-01T00:00:00Z is outside "
+                   "the recoverable window'; exit 1; }\nmkdir -p \"$8\"\n",
+                args);
+        fclose(f);
+        chmod(prog, 0755);
+        o.tidemark = prog;
+        o.repo_args = repo_args;
+        o.target_ns = 946684800LL * TM_NSEC_PER_SEC;
+        o.components = comps;
+        o.n_components = 1;
+        o.dest = dest;
+        o.database_component = "database";
+        assert_int_equal(tm_dr_log_init(&l), 0);
+        assert_int_equal(tm_dr_pitr(dr, &o, &l, &ret, err, sizeof(err)), 0);
+        assert_string_equal(json_string_value(json_object_get(
+                                    json_array_get(json_object_get(ret, "components"), 0), "status")),
+                            "restored");
+        assert_true(json_is_null(json_object_get(ret, "database")));
+        json_decref(ret);
+        tmt_read(args, &b);
+        assert_non_null(strstr((char *)b.data,
+                               "-r /repo restore --component plugins @2000-01-01T00:00:00"));
+        tm_buf_dispose(&b);
+        o.components = comps + 1;
+        assert_int_equal(tm_dr_pitr(dr, &o, &l, &ret, err, sizeof(err)), -EPROTO);
+        assert_string_equal(err, "component 'bad': 2000-01-01T00:00:00Z is outside the "
+                                 "recoverable window");
+        assert_null(ret);
+        assert_int_equal(json_array_size(l.steps), 2);
+        tm_dr_log_dispose(&l);
+        tmt_rm_rf(dest);
+        unlink(prog);
+        unlink(args);
+        tm_dr_conf_free(dr);
+        tm_config_free(cfg);
+}
+
+static void test_timeline(void **state)
+{
+        struct tmt_fix *f = tmt_fix_new();
+        struct tm_snapshot s1 = { 0 }, s2 = { 0 };
+        char path[4200];
+        json_t *t, *pts;
+        uint64_t seed = 1;
+
+        snprintf(path, sizeof(path), "%s/a", f->src);
+        tmt_write_rand(path, &seed, 1000);
+        assert_int_equal(tmt_backup(f->r, f->src, "plugins", "full", &s1), 0);
+        assert_int_equal(tmt_backup(f->r, f->src, "config", "full", &s2), 0);
+        assert_int_equal(tm_dr_timeline(f->r, "database", NULL, 0, 0, INT64_MAX, &t), 0);
+        pts = json_object_get(json_object_get(json_object_get(t, "components"), "plugins"),
+                              "points");
+        assert_int_equal(json_array_size(pts), 1);
+        /* when plugins was taken, config had no point yet: half complete */
+        assert_true(json_number_value(json_object_get(
+                            json_object_get(json_array_get(pts, 0), "factors"), "completeness")) ==
+                    0.5);
+        assert_true(json_number_value(json_object_get(json_array_get(pts, 0), "confidence")) ==
+                    0.9);
+        pts = json_object_get(json_object_get(json_object_get(t, "components"), "config"),
+                              "points");
+        assert_true(json_number_value(json_object_get(json_array_get(pts, 0), "confidence")) ==
+                    1.0);
+        json_decref(t);
+        /* a range before everything, and a chosen component */
+        {
+                const char *only[] = { "plugins" };
+
+                assert_int_equal(tm_dr_timeline(f->r, "database", only, 1, 0, s1.time - 1, &t), 0);
+                assert_int_equal(json_object_size(json_object_get(t, "components")), 1);
+                assert_int_equal(json_array_size(json_object_get(
+                                         json_object_get(json_object_get(t, "components"),
+                                                         "plugins"),
+                                         "points")),
+                                 0);
+                json_decref(t);
+        }
+        tm_snapshot_dispose(&s1);
+        tm_snapshot_dispose(&s2);
+        tmt_fix_free(f);
+}
+
 static int setup(void **state)
 {
         return mkdtemp(dir) ? 0 : -1;
@@ -331,7 +438,8 @@ int main(void)
                 cmocka_unit_test(test_conf_errors),   cmocka_unit_test(test_lsn),
                 cmocka_unit_test(test_auto_decide),   cmocka_unit_test(test_exec),
                 cmocka_unit_test(test_log),           cmocka_unit_test(test_unreachable),
-                cmocka_unit_test(test_flows_refuse),
+                cmocka_unit_test(test_flows_refuse),  cmocka_unit_test(test_pitr),
+                cmocka_unit_test(test_timeline),
         };
 
         return cmocka_run_group_tests(tests, setup, teardown);

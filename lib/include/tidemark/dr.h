@@ -20,6 +20,7 @@
 #include <jansson.h>
 
 #include <tidemark/config.h>
+#include <tidemark/repo.h>
 
 #define TM_DR_NAME_MAX 64
 
@@ -64,6 +65,7 @@ struct tm_dr_conf {
         char *pg_bin;       /* PostgreSQL programs; default /usr/lib/postgresql/15/bin */
         char *state_dir;    /* default /var/lib/tidemark-failoverd */
         char *component;    /* the repository's database component; default "database" */
+        char *tidemark;     /* the tidemark program for restores; NULL: next to the daemon */
         int automatic;      /* automated failover (default off) */
         int failure_threshold;       /* consecutive failed checks before promoting (3) */
         int64_t check_interval_ns;   /* health checks (5 s) */
@@ -245,3 +247,50 @@ int tm_dr_failback(const struct tm_dr_conf *c, const char *current, const char *
  */
 int tm_dr_preflight(const struct tm_dr_conf *c, const char *primary, const char *standby,
                     int64_t last_rto_ns, json_t **ret);
+
+/* ---- point-in-time recovery ---- */
+struct tm_dr_pitr_opts {
+        const char *tidemark;           /* the tidemark program (does the restores) */
+        const char *const *repo_args;   /* its repository options, NULL-terminated */
+        int64_t target_ns;
+        const char *const *components;  /* restored into dest/<component> */
+        size_t n_components;
+        const char *dest;               /* a directory */
+        const char *database_component; /* the PostgreSQL one ("database") */
+        int start_port;                 /* > 0: start a scratch PostgreSQL on the recovered
+                                           database at this port; -1: pick one; 0: don't */
+};
+
+/**
+ * tm_dr_pitr() - restore each component as it was at target_ns into
+ * dest/<component> with `tidemark restore --component C @T` (which refuses
+ * an instant outside the recoverable window, naming it), and optionally
+ * start a scratch PostgreSQL (loopback only, archiving off) on the
+ * recovered database, wait until it has recovered and promoted, and report
+ * the instant it actually reached (its last replayed commit). A scratch
+ * server already running at the destination is stopped and its files
+ * replaced. *ret: {"components":[...], "database": {...}} (new reference).
+ * Returns 0, -EPROTO (a restore was refused: err has tidemark's message),
+ * -ETIMEDOUT, -errno.
+ */
+int tm_dr_pitr(const struct tm_dr_conf *c, const struct tm_dr_pitr_opts *o, struct tm_dr_log *log,
+               json_t **ret, char *err, size_t errlen);
+
+/**
+ * tm_dr_timeline() - the recovery points (snapshots) of each component
+ * between start and end (ns), and the recoverable windows of the database
+ * component, each with a confidence score in [0, 1]:
+ *   0.4 x continuity (database: the archived WAL is continuous from the base
+ *         backup past the point = 1, no segment archived after it yet = 0.5,
+ *         a gap = 0; files = 1)
+ * + 0.2 x validation (1 when the snapshot records no unreadable file, else 0)
+ * + 0.2 x tier (hot: 1; a thawing tier: 1 if its thaw time fits the RTO)
+ * + 0.2 x completeness (share of the components with a point at or before it)
+ * A window scores as the newest base backup in the range (0.6 without one).
+ * components NULL: every component in the repository. *ret gets
+ * {"start","end","components":{name:{"points":[...],"windows":[...]}}}.
+ * Returns 0, -ENOMEM, -errno (the repository).
+ */
+int tm_dr_timeline(tm_repo *repo, const char *database_component,
+                   const char *const *components, size_t n_components, int64_t start, int64_t end,
+                   json_t **ret);

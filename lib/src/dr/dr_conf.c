@@ -55,6 +55,7 @@ void tm_dr_conf_free(struct tm_dr_conf *c)
         free(c->pg_bin);
         free(c->state_dir);
         free(c->component);
+        free(c->tidemark);
         free(c);
 }
 
@@ -151,6 +152,8 @@ static int load_failover(struct ctx *x, struct tm_dr_conf *c)
                         r = set_str(&c->state_dir, kv->value);
                 else if (!strcmp(k, "component"))
                         r = set_str(&c->component, kv->value);
+                else if (!strcmp(k, "tidemark"))
+                        r = set_str(&c->tidemark, kv->value);
                 else if (!strcmp(k, "automatic"))
                         r = boolean(x, kv, &c->automatic);
                 else if (!strcmp(k, "check_interval"))
