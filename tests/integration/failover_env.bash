@@ -15,6 +15,10 @@ command -v pgbouncer >/dev/null || skip "no pgbouncer"
 FOD="$TM_BIN/tidemark-failoverd"
 [[ -x $FOD ]] || skip "no tidemark-failoverd at $FOD"
 
+# the daemon would take tm_setup's repository for its own ([repository]
+# falls back to the environment): these tests configure none
+unset TIDEMARK_REPOSITORY TIDEMARK_PASSWORD TIDEMARK_CATALOG
+
 as_pg() { runuser -u postgres -- "$@"; }
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
