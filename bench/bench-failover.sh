@@ -27,6 +27,7 @@
 # primary; Patroni: the agent restarts on the killed node and rejoins with
 # pg_rewind) for the next trial.
 #
+# BENCH_SYSTEMS="tidemark patroni" (the default) picks what runs.
 # Needs root (PostgreSQL runs as postgres), the tidemark build
 # (TM_BIN, default ./build/bin), patroni, etcd, pgbouncer.
 # Prints a table; writes $OUT/results.json (OUT default
@@ -75,11 +76,16 @@ primaries() {
 # ================================================================ tidemark
 declare -a TM_RTO=() TM_REPORTED=() PA_RTO=()
 TM_SPLIT=0 PA_SPLIT=0 TM_LOST=0 PA_LOST=0
-fo_cluster
-fo_start "automatic = on
+SYSTEMS=${BENCH_SYSTEMS:-tidemark patroni}
+tm_trials=$TRIALS
+[[ " $SYSTEMS " == *" tidemark "* ]] || tm_trials=0
+if ((tm_trials)); then
+        fo_cluster
+        fo_start "automatic = on
 failure_threshold = 2"
+fi
 next=1
-for ((trial = 1; trial <= TRIALS; trial++)); do
+for ((trial = 1; trial <= tm_trials; trial++)); do
         load_start "$next"
         sleep 1.5
         n0=$(wc -l <"$T/acked")
@@ -114,13 +120,20 @@ for ((trial = 1; trial <= TRIALS; trial++)); do
                 sleep 0.2
         done
 done
-fo_stop
-as_pg "$PGBIN/pg_ctl" -D "$T/alpha" -m immediate stop >/dev/null 2>&1 || true
-as_pg "$PGBIN/pg_ctl" -D "$T/beta" -m immediate stop >/dev/null 2>&1 || true
-kill "$(cat "$T/pgb/pgbouncer.pid")" 2>/dev/null || true
-sleep 1
+if ((tm_trials)); then
+        fo_stop
+        as_pg "$PGBIN/pg_ctl" -D "$T/alpha" -m immediate stop >/dev/null 2>&1 || true
+        as_pg "$PGBIN/pg_ctl" -D "$T/beta" -m immediate stop >/dev/null 2>&1 || true
+        kill "$(cat "$T/pgb/pgbouncer.pid")" 2>/dev/null || true
+        sleep 1
+fi
+pa_trials=$TRIALS
+[[ " $SYSTEMS " == *" patroni "* ]] || pa_trials=0
 
 # ================================================================ Patroni
+if ((pa_trials)); then
+chown postgres: "$T"
+chmod 755 "$T"
 P=$T/patroni
 as_pg mkdir -p "$P"
 ETCD_C=$(free_port)
@@ -133,10 +146,38 @@ ETCD_PID=$!
 on_exit "kill $ETCD_PID"
 for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$ETCD_C/health" >/dev/null && break; sleep 0.1; done
 
-# pgbouncer again, pointing nowhere until a leader's callback points it
+# pgbouncer again (same settings), pointing nowhere until a leader's
+# callback points it there with the same hook
 PGB_PORT=$(free_port)
-as_pg sed -i "s/^listen_port = .*/listen_port = $PGB_PORT/; s/^app = .*/app = host=127.0.0.1 port=1 dbname=postgres/" "$T/pgb/pgbouncer.ini"
+chown postgres: "$T"
+as_pg mkdir -p "$T/pgb"
+printf '"postgres" ""\n' | as_pg tee "$T/pgb/users.txt" >/dev/null
+as_pg tee "$T/pgb/pgbouncer.ini" >/dev/null <<EOC
+[databases]
+app = host=127.0.0.1 port=1 dbname=postgres
+[pgbouncer]
+listen_addr = 127.0.0.1
+listen_port = $PGB_PORT
+unix_socket_dir =
+auth_type = trust
+auth_file = $T/pgb/users.txt
+admin_users = postgres
+pool_mode = transaction
+server_connect_timeout = 2
+server_login_retry = 1
+query_wait_timeout = 10
+pidfile = $T/pgb/pgbouncer.pid
+logfile = $T/pgb/pgbouncer.log
+EOC
+cat >"$T/switch.sh" <<EOC
+#!/bin/sh
+export PGBOUNCER_INI='$T/pgb/pgbouncer.ini' PGBOUNCER_DATABASE=app
+export PGBOUNCER_ADMIN='host=127.0.0.1 port=$PGB_PORT user=postgres dbname=pgbouncer'
+exec '$TM_SRC/contrib/hooks/pgbouncer-switch.sh'
+EOC
+chmod 755 "$T/switch.sh"
 as_pg pgbouncer -d "$T/pgb/pgbouncer.ini" >/dev/null 2>&1 || fail "pgbouncer did not start"
+on_exit "kill \$(cat '$T/pgb/pgbouncer.pid')"
 
 declare -A PG_PORT REST_PORT
 for n in node0 node1; do
@@ -245,6 +286,7 @@ for ((trial = 1; trial <= TRIALS; trial++)); do
         pa_start "$leader"
         tmp=$leader leader=$other other=$tmp
 done
+fi
 
 # ================================================================ report
 python3 - "$OUT/results.json" "$TRIALS" "$TM_SPLIT" "$PA_SPLIT" "$TM_LOST" "$PA_LOST" \
