@@ -222,15 +222,16 @@ int main(int argc, char **argv)
                 tm_config_free(f.cfg);
                 return 2;
         }
+        /* a shared file may configure the other daemons first: valid */
+        if (check_only) {
+                printf("%s: ok (%zu sites)\n", config_path, f.dr->n_sites);
+                exit_code = 0;
+                goto out_early;
+        }
         if (f.dr->n_sites == 0) {
                 fprintf(stderr, "tidemark-failoverd: %s: no [site.NAME] section: nothing to "
                                 "orchestrate\n",
                         config_path);
-                goto out_early;
-        }
-        if (check_only) {
-                printf("%s: ok (%zu sites)\n", config_path, f.dr->n_sites);
-                exit_code = 0;
                 goto out_early;
         }
 
