@@ -175,53 +175,16 @@ static int restore_command(tm_buf *b, uid_t server_uid)
         return r;
 }
 
-/* A restored PGDATA must be owned by the server's user and private. */
-static int pgdata_fix(const char *dir, uid_t *ret_owner)
-{
-        char global[PATH_MAX];
-        struct stat st;
-
-        if ((size_t)snprintf(global, sizeof(global), "%s/global", dir) >= sizeof(global))
-                return -ENAMETOOLONG;
-        if (stat(global, &st) < 0)
-                return -errno;
-        *ret_owner = st.st_uid;
-        if (geteuid() == 0 && chown(dir, st.st_uid, st.st_gid) < 0)
-                return -errno;
-        return chmod(dir, 0700) < 0 ? -errno : 0;
-}
-
-static int last_base_backup_before(tm_repo *repo, int64_t t, struct tm_snapshot *ret)
-{
-        struct tm_snapshot *a = NULL;
-        size_t n = 0;
-        int r;
-
-        r = tm_repo_snapshot_list(repo, pg_component(), &a, &n);
-        if (r < 0)
-                return r;
-        r = -ENOENT;
-        for (size_t i = n; i-- > 0;)
-                if (a[i].time <= t && tm_pg_snapshot_is_base_backup(&a[i])) {
-                        r = tm_snapshot_copy(&a[i], ret);
-                        break;
-                }
-        tm_snapshot_array_free(a, n);
-        return r;
-}
-
 int cli_cmd_pg_restore(void)
 {
         struct tm_restore_opts o = TM_RESTORE_OPTS_INIT;
-        struct tm_restore_stats st = { 0 };
-        struct tm_snapshot snap = { 0 };
+        struct tm_pg_plan plan = { 0 };
         struct cli_progress prog;
         tm_buf cmd = TM_BUF_INIT(64 * 1024);
         const char *spec;
-        int64_t target = 0, earliest, latest;
-        uid_t owner = 0;
+        int64_t target = 0;
         tm_repo *repo = NULL;
-        char id[9], a[40], b[40], t[40];
+        char id[9], t[40], err[4096];
         int r = CLI_EXIT_FAIL, ret;
 
         if (cli_opts.n_args != 1 || !cli_opts.target || cli_opts.includes.n)
@@ -234,95 +197,48 @@ int cli_cmd_pg_restore(void)
                         cli_error("invalid instant '%s'", spec + 1);
                         goto out;
                 }
-                ret = last_base_backup_before(repo, target, &snap);
+                ret = tm_pg_plan_pitr(repo, pg_component(), target, &plan, err, sizeof(err));
                 if (ret == -ENOENT) {
-                        /* not a PostgreSQL component, or T before its first
-                         * base backup */
-                        if (tm_pg_window(repo, pg_component(), &earliest, &latest) == 0) {
-                                tm_time_format(target, t, sizeof(t));
-                                tm_time_format(earliest, a, sizeof(a));
-                                tm_time_format(latest, b, sizeof(b));
-                                cli_error("%s is outside the recoverable window of component "
-                                          "'%s': from %s to %s",
-                                          t, pg_component(), a, b);
-                                goto out;
-                        }
+                        /* not a PostgreSQL component: a plain restore */
                         tm_repo_free(repo);
                         repo = NULL;
                         return cli_cmd_restore();
                 }
                 if (ret < 0) {
-                        cli_error_errno(ret, "cannot list the snapshots");
+                        if (err[0])
+                                cli_error("%s", err);
+                        else
+                                cli_error_errno(ret, "cannot plan the recovery");
                         goto out;
                 }
         } else {
-                if (cli_snapshot_find(repo, spec, &snap) < 0)
+                if (cli_snapshot_find(repo, spec, &plan.base) < 0)
                         goto out;
-                if (!tm_pg_snapshot_is_base_backup(&snap)) {
-                        tm_snapshot_dispose(&snap);
+                if (!tm_pg_snapshot_is_base_backup(&plan.base)) {
+                        tm_snapshot_dispose(&plan.base);
                         tm_repo_free(repo);
                         repo = NULL;
                         return cli_cmd_restore();
                 }
+                plan.to_end = 1;
         }
-        if (target) {
-                ret = tm_pg_window(repo, pg_component(), &earliest, &latest);
-                if (ret == 0 && (target < earliest || target > latest)) {
-                        tm_time_format(target, t, sizeof(t));
-                        tm_time_format(earliest, a, sizeof(a));
-                        tm_time_format(latest, b, sizeof(b));
-                        cli_error("%s is outside the recoverable window of component '%s': "
-                                  "from %s to %s",
-                                  t, pg_component(), a, b);
-                        goto out;
-                }
-        }
-        cli_short_id(&snap.id, id);
-        if (target) {
-                char missing[32] = "";
-                int64_t until = 0;
-
-                ret = tm_pg_wal_continuous(repo, pg_component(), &snap, target, missing,
-                                           sizeof(missing), &until);
-                tm_time_format(target, t, sizeof(t));
-                tm_time_format(until, b, sizeof(b));
-                if (ret == -ENODATA) {
-                        cli_error("cannot recover to %s: WAL segment %s is missing from the "
-                                  "archive; base backup %s recovers up to %s at most",
-                                  t, missing, id, b);
-                        goto out;
-                }
-                if (ret == -ERANGE) {
-                        cli_error("cannot recover to %s yet: no WAL segment archived after it "
-                                  "(the last one before it was archived at %s; on the server, "
-                                  "SELECT pg_switch_wal())",
-                                  t, b);
-                        goto out;
-                }
-                if (ret < 0)
-                        cli_warn("cannot check the archived WAL for gaps: %s", strerror(-ret));
-        }
-        o.target = cli_opts.target;
+        cli_short_id(&plan.base.id, id);
         o.threads = cli_opts.threads;
         cli_progress_init(&prog);
         o.progress = cli_progress_update;
         o.userdata = &prog;
-        ret = tm_restore_run(repo, &snap, &o, &st);
-        cli_progress_done(&prog);
-        if (ret < 0) {
-                cli_error_errno(ret, "restore of base backup %s to '%s' failed", id,
-                                cli_opts.target);
-                goto out;
-        }
-        ret = pgdata_fix(cli_opts.target, &owner);
-        if (ret == 0 && (restore_command(&cmd, owner) < 0 || tm_buf_append(&cmd, "", 1) < 0)) {
+        /* as root the server's user (another one) will run it: it cannot
+         * use root's catalog */
+        if (restore_command(&cmd, geteuid() == 0 ? (uid_t)-1 : geteuid()) < 0 ||
+            tm_buf_append(&cmd, "", 1) < 0) {
+                cli_progress_done(&prog);
                 cli_error("cannot build the restore_command");
                 goto out;
         }
-        if (ret == 0)
-                ret = tm_pg_recovery_write(cli_opts.target, (const char *)cmd.data, target);
+        ret = tm_pg_pitr_restore(repo, &plan, cli_opts.target, (const char *)cmd.data, &o);
+        cli_progress_done(&prog);
         if (ret < 0) {
-                cli_error_errno(ret, "cannot write the recovery settings into '%s'",
+                cli_error_errno(ret, "restore of base backup %s to '%s' failed", id,
                                 cli_opts.target);
                 goto out;
         }
@@ -331,11 +247,15 @@ int cli_cmd_pg_restore(void)
         if (cli_opts.json) {
                 char hex[TM_ID_HEX_LEN + 1];
 
-                tm_id_hex(&snap.id, hex);
-                cli_json_print(json_pack("{s:s, s:s, s:s, s:I, s:I}", "snapshot", hex, "target",
-                                         cli_opts.target, "recovery_target_time", target ? t : "",
-                                         "files", (json_int_t)st.files, "bytes",
-                                         (json_int_t)st.bytes));
+                tm_id_hex(&plan.base.id, hex);
+                cli_json_print(json_pack("{s:s, s:s, s:s, s:b}", "snapshot", hex, "target",
+                                         cli_opts.target, "recovery_target_time",
+                                         target && !plan.to_end ? t : "", "to_end",
+                                         plan.to_end));
+        } else if (target && plan.to_end) {
+                cli_out("restored base backup %s to %s; nothing was committed after %s in the "
+                        "stored WAL: PostgreSQL will replay all of it and promote\n",
+                        id, cli_opts.target, t);
         } else {
                 cli_out("restored base backup %s to %s; PostgreSQL will recover to %s and "
                         "promote\n",
@@ -344,7 +264,7 @@ int cli_cmd_pg_restore(void)
         r = CLI_EXIT_OK;
 out:
         tm_buf_dispose(&cmd);
-        tm_snapshot_dispose(&snap);
+        tm_snapshot_dispose(&plan.base);
         tm_repo_free(repo);
         return r;
 }

@@ -518,117 +518,293 @@ static void test_wal_push_fetch(void **state)
         tmt_fix_free(f);
 }
 
-static void test_window(void **state)
-{
-        struct tmt_fix *f = tmt_fix_new();
-        struct tm_snapshot s1 = { 0 }, s2 = { 0 }, s3 = { 0 }, w = { 0 };
-        int64_t e = 0, l = 0;
+/* ---- synthetic WAL: a 1 MiB segment of 8 KiB pages ---- */
 
-        (void)state;
-        assert_int_equal(tm_pg_window(f->r, "database", &e, &l), -ENOENT);
-        /* a snapshot without PostgreSQL fields does not open the window */
-        tmt_snapshot_make(f->r, "database", tmt_time("2025-01-01T00:00:00Z"), NULL, &s1);
-        assert_false(tm_pg_snapshot_is_base_backup(&s1));
-        assert_int_equal(tm_pg_window(f->r, "database", &e, &l), -ENOENT);
-        memset(&s2, 0, sizeof(s2));
-        s2.time = tmt_time("2025-01-02T00:00:00Z");
-        s2.host = strdup("h");
-        s2.username = strdup("u");
-        s2.component = strdup("database");
-        s2.strategy = strdup("full");
-        s2.extra_json = strdup("{\"postgres\":{\"timeline\":1}}");
-        assert_true(tm_pg_snapshot_is_base_backup(&s2));
-        assert_int_equal(tm_repo_snapshot_save(f->r, &s2), 0);
-        assert_int_equal(tm_pg_window(f->r, "database", &e, &l), 0);
-        assert_true(e == s2.time && l == s2.time);
-        tmt_snapshot_make(f->r, "database-wal", tmt_time("2025-01-03T00:00:00Z"), NULL, &w);
-        assert_int_equal(tm_pg_window(f->r, "database", &e, &l), 0);
-        assert_true(e == s2.time && l == w.time);
-        /* a later base backup does not move the start */
-        tmt_snapshot_make(f->r, "database", tmt_time("2025-01-04T00:00:00Z"), NULL, &s3);
-        assert_int_equal(tm_pg_window(f->r, "database", &e, &l), 0);
-        assert_true(e == s2.time);
-        tm_snapshot_dispose(&s1);
-        tm_snapshot_dispose(&s2);
-        tm_snapshot_dispose(&s3);
-        tm_snapshot_dispose(&w);
-        tmt_fix_free(f);
+#define SEG  (1u << 20)
+#define PAGE 8192u
+#define PG_EPOCH_US (INT64_C(946684800) * 1000000)
+
+struct walgen {
+        uint8_t *seg;
+        uint64_t base; /* LSN of seg[0] */
+        size_t pos;
+        uint64_t prev;
+        uint32_t tli;
+};
+
+static void walgen_page(struct walgen *g, size_t at, uint16_t info, uint32_t rem)
+{
+        uint8_t *h = g->seg + at;
+
+        memset(h, 0, 24);
+        h[0] = 0x10;
+        h[1] = 0xD1;
+        h[2] = (uint8_t)info;
+        tm_set_u32le(h + 4, g->tli);
+        tm_set_u64le(h + 8, g->base + at);
+        tm_set_u32le(h + 16, rem);
 }
 
-/* A WAL-archive snapshot tagged name, archived at time. */
-static void wal_snap(tm_repo *repo, const char *name, int64_t time)
+/* Start a segment whose first rem bytes finish a record of the previous one. */
+static void walgen_init(struct walgen *g, uint64_t base, uint32_t tli, uint32_t rem)
+{
+        g->seg = calloc(1, SEG);
+        assert_non_null(g->seg);
+        g->base = base;
+        g->tli = tli;
+        make_hdr(g->seg, 0xD110, tli, base, SEG);
+        g->seg[2] = rem ? 0x03 : 0x02;
+        tm_set_u32le(g->seg + 16, rem);
+        g->pos = TM_PG_WAL_LONG_HEADER_LEN + ((rem + 7) & ~7u);
+        g->prev = 0;
+}
+
+/* Append one record (its bytes cross pages as PostgreSQL writes them:
+ * each page it continues on says so, with the bytes still to come). */
+static void walgen_record(struct walgen *g, uint8_t rmid, uint8_t info, const void *data,
+                          size_t len)
+{
+        uint8_t rec[4096];
+        size_t tot = 24 + len, done = 0;
+
+        assert_true(tot <= sizeof(rec));
+        memset(rec, 0, 24);
+        tm_set_u32le(rec, (uint32_t)tot);
+        tm_set_u64le(rec + 8, g->prev);
+        rec[16] = info;
+        rec[17] = rmid;
+        memcpy(rec + 24, data, len);
+        if (g->pos % PAGE == 0) {
+                walgen_page(g, g->pos, 0, 0);
+                g->pos += 24;
+        }
+        g->prev = g->base + g->pos;
+        while (done < tot) {
+                size_t room = PAGE - g->pos % PAGE, k = tot - done < room ? tot - done : room;
+
+                if (g->pos >= SEG)
+                        return; /* continues into the next segment */
+                memcpy(g->seg + g->pos, rec + done, k);
+                done += k;
+                g->pos += k;
+                if (done < tot && g->pos % PAGE == 0 && g->pos < SEG) {
+                        walgen_page(g, g->pos, 0x01, (uint32_t)(tot - done));
+                        g->pos += 24;
+                }
+        }
+        g->pos = (g->pos + 7) & ~(size_t)7;
+}
+
+/* A commit record at unix time us (microseconds). */
+static void walgen_commit(struct walgen *g, int64_t unix_us, uint8_t op)
+{
+        uint8_t d[10] = { 0xFF, 8 };
+
+        tm_set_u64le(d + 2, (uint64_t)(unix_us - PG_EPOCH_US));
+        walgen_record(g, 1, op, d, sizeof(d));
+}
+
+static void walgen_filler(struct walgen *g, size_t len)
+{
+        uint8_t d[4000];
+
+        memset(d, 0x5A, sizeof(d));
+        walgen_record(g, 10, 0, d, len);
+}
+
+static void test_wal_scan(void **state)
+{
+        struct walgen g;
+        struct tm_pg_walscan sc;
+        const int64_t t0 = INT64_C(1736244000000000); /* 2025-01-07T10:00:00Z in us */
+        size_t end;
+
+        (void)state;
+        /* a segment that begins with the 100-byte tail of a record */
+        walgen_init(&g, UINT64_C(0x300000000) + 3 * SEG, 2, 100);
+        walgen_commit(&g, t0, 0x00);
+        for (int i = 0; i < 5; i++)
+                walgen_filler(&g, 3000); /* crosses page boundaries */
+        walgen_commit(&g, t0 + 5, 0x20); /* an abort is a recovery target too */
+        walgen_filler(&g, PAGE - g.pos % PAGE - 24 - 8); /* ends 8 bytes before a page */
+        walgen_commit(&g, t0 + 9, 0x30); /* its header is split across the pages */
+        walgen_record(&g, 1, 0x10, "\xFF\x08\0\0\0\0\0\0\0\0", 10); /* a PREPARE: not a target */
+        end = g.pos;
+        assert_int_equal(tm_pg_wal_scan(g.seg, SEG, &sc), 0);
+        assert_int_equal(sc.tli, 2);
+        assert_true(sc.start_lsn == g.base);
+        assert_int_equal(sc.records, 10);
+        assert_int_equal(sc.commits, 3);
+        assert_true(sc.first_commit_ns == t0 * 1000);
+        assert_true(sc.last_commit_ns == (t0 + 9) * 1000);
+        assert_true(sc.end_lsn == g.base + end - 6); /* 34-byte record, padded to 40 */
+
+        /* the head of a segment still being written: only complete records */
+        assert_int_equal(tm_pg_wal_scan(g.seg, end - 10, &sc), 0);
+        assert_int_equal(sc.records, 9);
+        assert_int_equal(sc.commits, 3);
+        assert_int_equal(tm_pg_wal_scan(g.seg, 5000, &sc), 0);
+        assert_int_equal(sc.commits, 1);
+
+        /* a record whose xl_prev does not point back ends the valid WAL */
+        walgen_commit(&g, t0 + 20, 0x00);
+        tm_set_u64le(g.seg + end + 8, 12345);
+        assert_int_equal(tm_pg_wal_scan(g.seg, SEG, &sc), 0);
+        assert_int_equal(sc.records, 10);
+        tm_set_u64le(g.seg + end + 8, g.base + end - 40);
+
+        /* a stale page (a recycled segment's old address) ends it too */
+        while (g.pos < 8 * PAGE)
+                walgen_filler(&g, 2000);
+        walgen_commit(&g, t0 + 30, 0x00);
+        assert_int_equal(tm_pg_wal_scan(g.seg, SEG, &sc), 0);
+        assert_true(sc.last_commit_ns == (t0 + 30) * 1000);
+        tm_set_u64le(g.seg + 8 * PAGE + 8, g.base - SEG + 8 * PAGE);
+        assert_int_equal(tm_pg_wal_scan(g.seg, SEG, &sc), 0);
+        assert_true(sc.last_commit_ns == (t0 + 20) * 1000);
+        assert_true(sc.end_lsn <= g.base + 8 * PAGE);
+
+        /* not a segment */
+        assert_int_equal(tm_pg_wal_scan(g.seg + 1, SEG - 1, &sc), -EBADMSG);
+        assert_int_equal(tm_pg_wal_scan(g.seg, 10, &sc), -EBADMSG);
+        free(g.seg);
+}
+
+/* Push a synthetic segment segno on timeline tli with commits at the given
+ * unix seconds (0-terminated) through tm_pg_wal_push. */
+static void push_seg(struct tmt_fix *f, uint32_t tli, unsigned segno, const int64_t *secs,
+                     int partial)
+{
+        struct walgen g;
+        char name[64], p[PATH_MAX];
+
+        walgen_init(&g, (uint64_t)segno * SEG, tli, 0);
+        for (; *secs; secs++)
+                walgen_commit(&g, *secs * 1000000, 0x00);
+        snprintf(name, sizeof(name), "%08X%08X%08X%s", tli, 0u, segno, partial ? ".partial" : "");
+        tmt_path(p, sizeof(p), f->src, name);
+        tmt_write(p, g.seg, SEG);
+        assert_int_equal(tm_pg_wal_push(f->r, "database", p), 0);
+        free(g.seg);
+}
+
+/* A base backup manifest (no files) that ended at unix second t, starting
+ * in segment segno. */
+static void base_snap(struct tmt_fix *f, int64_t t, unsigned segno, uint32_t tli)
 {
         struct tm_snapshot s = { 0 };
+        char extra[256];
 
-        s.time = time;
+        snprintf(extra, sizeof(extra),
+                 "{\"postgres\":{\"start_lsn\":\"0/%X\",\"timeline\":%u,"
+                 "\"wal_segment_size\":%u}}",
+                 segno * SEG + 0x28, tli, SEG);
+        s.time = t * TM_NSEC_PER_SEC;
         s.host = strdup("h");
         s.username = strdup("u");
-        s.component = strdup("database-wal");
-        s.strategy = strdup("continuous");
-        assert_true(s.host && s.username && s.component && s.strategy);
-        assert_int_equal(tm_snapshot_add_tag(&s, name), 0);
-        assert_int_equal(tm_repo_snapshot_save(repo, &s), 0);
+        s.component = strdup("database");
+        s.strategy = strdup("full");
+        s.extra_json = strdup(extra);
+        assert_int_equal(tm_repo_snapshot_save(f->r, &s), 0);
         tm_snapshot_dispose(&s);
 }
 
-static void test_wal_continuous(void **state)
+static void test_windows(void **state)
 {
         struct tmt_fix *f = tmt_fix_new();
-        struct tm_snapshot base = { 0 };
-        int64_t t0 = tmt_time("2025-01-07T10:00:00Z"), until = 0;
-        const int64_t min = 60 * TM_NSEC_PER_SEC;
-        char missing[32];
+        struct tm_pg_windows ws = { 0 };
+        struct tm_pg_plan plan = { 0 };
+        struct tm_pg_walseg *e = NULL;
+        size_t n = 0;
+        const int64_t T = 1736244000; /* 2025-01-07T10:00:00Z */
+        char err[2048];
+        const int64_t c3[] = { T + 10, T + 20, 0 }, c4[] = { T + 30, 0 }, none[] = { 0 };
+        const int64_t c5a[] = { T + 40, T + 45, 0 }, c5b[] = { T + 40, T + 50, 0 };
+        const int64_t c6[] = { T + 60, 0 }, c9[] = { T + 90, 0 }, c10[] = { T + 100, 0 };
 
         (void)state;
-        base.time = t0;
-        base.extra_json = strdup("{\"postgres\":{\"start_lsn\":\"0/3000028\",\"timeline\":1,"
-                                 "\"wal_segment_size\":16777216}}");
-        /* segments 3, 4 (and the older 1, the history and a .partial,
-         * which do not count), then 6 after a gap */
-        wal_snap(f->r, "000000010000000000000001", t0 - 10 * min);
-        wal_snap(f->r, "000000010000000000000003", t0 + 1 * min);
-        wal_snap(f->r, "000000010000000000000004", t0 + 2 * min);
-        wal_snap(f->r, "000000010000000000000005.partial", t0 + 3 * min);
-        wal_snap(f->r, "00000002.history", t0 + 3 * min);
-        wal_snap(f->r, "000000020000000000000006", t0 + 4 * min);
-        /* T before 3's archiving: 3 covers it */
-        assert_int_equal(tm_pg_wal_continuous(f->r, "database", &base, t0 + 30 * TM_NSEC_PER_SEC,
-                                              missing, sizeof(missing), &until),
+        assert_int_equal(tm_pg_windows_get(f->r, "database", &ws), -ENOENT);
+        assert_int_equal(tm_pg_plan_pitr(f->r, "database", T * TM_NSEC_PER_SEC, &plan, err,
+                                         sizeof(err)),
+                         -ENOENT);
+        assert_non_null(strstr(err, "no PostgreSQL base backup"));
+        base_snap(f, T + 5, 3, 1);
+        push_seg(f, 1, 2, none, 0); /* before the base backup: not in a window */
+        push_seg(f, 1, 3, c3, 0);
+        push_seg(f, 1, 4, c4, 0);
+        /* the index is the manifests' extra.wal */
+        assert_int_equal(tm_pg_wal_index(f->r, "database", SEG, &e, &n), 0);
+        assert_int_equal(n, 3);
+        assert_true(e[1].segno == 3 && e[1].indexed && e[1].commits == 2);
+        assert_true(e[1].last_commit_ns == (T + 20) * TM_NSEC_PER_SEC);
+        free(e);
+        assert_int_equal(tm_pg_windows_get(f->r, "database", &ws), 0);
+        assert_int_equal(ws.n, 1);
+        assert_int_equal(ws.n_gaps, 0);
+        assert_true(ws.w[0].earliest_ns == (T + 5) * TM_NSEC_PER_SEC);
+        assert_true(ws.w[0].latest_ns == (T + 30) * TM_NSEC_PER_SEC);
+        tm_pg_windows_dispose(&ws);
+
+        /* promotion: timeline 1 ends in a .partial of 5, timeline 2 goes on */
+        push_seg(f, 1, 5, c5a, 1);
+        push_seg(f, 2, 5, c5b, 0);
+        push_seg(f, 2, 6, c6, 0);
+        /* then segment 7 is lost; a new base backup starts after the gap */
+        base_snap(f, T + 85, 9, 2);
+        push_seg(f, 2, 8, none, 0);
+        push_seg(f, 2, 9, c9, 0);
+        push_seg(f, 2, 10, c10, 1);
+        assert_int_equal(tm_pg_windows_get(f->r, "database", &ws), 0);
+        assert_int_equal(ws.n, 3);
+        assert_true(ws.w[0].tli == 1 && ws.w[0].latest_ns == (T + 30) * TM_NSEC_PER_SEC);
+        assert_true(ws.w[1].tli == 2 && ws.w[1].earliest_ns == (T + 30) * TM_NSEC_PER_SEC &&
+                    ws.w[1].latest_ns == (T + 60) * TM_NSEC_PER_SEC);
+        assert_true(ws.w[2].tli == 2 && ws.w[2].earliest_ns == (T + 85) * TM_NSEC_PER_SEC &&
+                    ws.w[2].latest_ns == (T + 100) * TM_NSEC_PER_SEC);
+        assert_int_equal(ws.n_gaps, 1);
+        assert_string_equal(ws.gaps[0].missing, "000000020000000000000007");
+        assert_true(ws.gaps[0].before_ns == (T + 60) * TM_NSEC_PER_SEC);
+        tm_pg_windows_dispose(&ws);
+
+        /* plans: between two commits, from the first base backup */
+        assert_int_equal(tm_pg_plan_pitr(f->r, "database", (T + 25) * TM_NSEC_PER_SEC, &plan,
+                                         err, sizeof(err)),
                          0);
-        /* T between 3 and 4 */
-        assert_int_equal(tm_pg_wal_continuous(f->r, "database", &base, t0 + 90 * TM_NSEC_PER_SEC,
-                                              missing, sizeof(missing), &until),
+        assert_true(plan.base.time == (T + 5) * TM_NSEC_PER_SEC);
+        assert_false(plan.to_end);
+        tm_snapshot_dispose(&plan.base);
+        /* on timeline 2 */
+        assert_int_equal(tm_pg_plan_pitr(f->r, "database", (T + 55) * TM_NSEC_PER_SEC, &plan,
+                                         err, sizeof(err)),
                          0);
-        /* T after 4: segment 5 is missing */
-        assert_int_equal(tm_pg_wal_continuous(f->r, "database", &base, t0 + 150 * TM_NSEC_PER_SEC,
-                                              missing, sizeof(missing), &until),
-                         -ENODATA);
-        assert_string_equal(missing, "000000010000000000000005");
-        assert_true(until == t0 + 2 * min);
-        /* 5 arrives (on timeline 2): continuous; after the last: -ERANGE */
-        wal_snap(f->r, "000000020000000000000005", t0 + 5 * min);
-        assert_int_equal(tm_pg_wal_continuous(f->r, "database", &base, t0 + 150 * TM_NSEC_PER_SEC,
-                                              missing, sizeof(missing), &until),
+        assert_true(plan.base.time == (T + 5) * TM_NSEC_PER_SEC);
+        assert_int_equal(plan.window.tli, 2);
+        assert_false(plan.to_end);
+        tm_snapshot_dispose(&plan.base);
+        /* at the last commit: replay to the end */
+        assert_int_equal(tm_pg_plan_pitr(f->r, "database", (T + 100) * TM_NSEC_PER_SEC, &plan,
+                                         err, sizeof(err)),
                          0);
-        assert_int_equal(tm_pg_wal_continuous(f->r, "database", &base, t0 + 10 * min, missing,
-                                              sizeof(missing), &until),
+        assert_true(plan.base.time == (T + 85) * TM_NSEC_PER_SEC);
+        assert_true(plan.to_end);
+        tm_snapshot_dispose(&plan.base);
+        /* in the gap, before and after: refused with the windows and the gap */
+        for (int64_t t = T + 70; t <= T + 200; t += 130) {
+                assert_int_equal(tm_pg_plan_pitr(f->r, "database", t * TM_NSEC_PER_SEC, &plan,
+                                                 err, sizeof(err)),
+                                 -ERANGE);
+                assert_non_null(strstr(err, "outside the recoverable window of component "
+                                            "'database': from 2025-01-07T10:00:05"));
+                assert_non_null(strstr(err, "to 2025-01-07T10:01:40"));
+                assert_non_null(strstr(err, "000000020000000000000007 is missing"));
+        }
+        assert_int_equal(tm_pg_plan_pitr(f->r, "database", T * TM_NSEC_PER_SEC, &plan, err,
+                                         sizeof(err)),
                          -ERANGE);
-        assert_string_equal(missing, "000000010000000000000007");
-        assert_true(until == t0 + 5 * min);
-        /* segment 4 archived again later on timeline 2 (a fork): T after
-         * the first copy is covered by the second */
-        wal_snap(f->r, "000000020000000000000004", t0 + 11 * min);
-        wal_snap(f->r, "000000020000000000000007", t0 + 12 * min);
-        assert_int_equal(tm_pg_wal_continuous(f->r, "database", &base, t0 + 10 * min, missing,
-                                              sizeof(missing), &until),
-                         0);
-        /* a base backup without the fields */
-        free(base.extra_json);
-        base.extra_json = strdup("{\"postgres\":{}}");
-        assert_int_equal(
-                tm_pg_wal_continuous(f->r, "database", &base, t0, missing, sizeof(missing), &until),
-                -EBADMSG);
-        tm_snapshot_dispose(&base);
+        /* no target: the newest base backup, to the end */
+        assert_int_equal(tm_pg_plan_pitr(f->r, "database", 0, &plan, err, sizeof(err)), 0);
+        assert_true(plan.base.time == (T + 85) * TM_NSEC_PER_SEC && plan.to_end);
+        tm_snapshot_dispose(&plan.base);
         tmt_fix_free(f);
 }
 
@@ -740,7 +916,7 @@ int main(void)
                 cmocka_unit_test(test_wal_validate),   cmocka_unit_test(test_tar_slicings),
                 cmocka_unit_test(test_tar_hostile),    cmocka_unit_test(test_time_and_component),
                 cmocka_unit_test(test_recovery_write), cmocka_unit_test(test_wal_push_fetch),
-                cmocka_unit_test(test_window),         cmocka_unit_test(test_wal_continuous),
+                cmocka_unit_test(test_wal_scan),       cmocka_unit_test(test_windows),
                 cmocka_unit_test(test_fixed_blocks),   cmocka_unit_test(test_backup_errors),
         };
 

@@ -44,6 +44,9 @@ struct tm_backup_opts {
         const char *const *fixed_block_paths;
         size_t n_fixed_block_paths;
         uint32_t fixed_block;
+        /* Stored as the snapshot's "extra" (a JSON object; NULL: none), for
+         * what a module knows about the snapshot (PostgreSQL: the WAL range). */
+        const char *extra_json;
 };
 #define TM_BACKUP_OPTS_INIT                               \
         (struct tm_backup_opts)                           \

@@ -203,29 +203,6 @@ int tm_pg_backup_run(tm_repo *repo, const struct tm_pg_backup_opts *opts, struct
 int tm_pg_snapshot_is_base_backup(const struct tm_snapshot *s);
 
 /**
- * tm_pg_window() - the recoverable window of a database component: from the
- * end of its oldest base backup to the archive time of its newest archived
- * WAL file (an upper bound: commits are not read from the WAL yet). When
- * there is no base backup -ENOENT; when no WAL is archived latest ==
- * earliest.
- */
-int tm_pg_window(tm_repo *repo, const char *component, int64_t *ret_earliest, int64_t *ret_latest);
-
-/**
- * tm_pg_wal_continuous() - is the archived WAL of component continuous from
- * base backup `base` (its extra.postgres start_lsn and wal_segment_size;
- * 16 MiB when absent) up to and including the first segment archived after
- * target_ns? Segments are matched by number on any timeline. On a gap,
- * ret_missing gets the first missing segment's name (on the base backup's
- * timeline) and *ret_until the archive time of the last segment before it
- * (the base backup's time if none).
- * Returns 0 (continuous), -ENODATA (a gap), -ERANGE (no segment archived
- * after target yet), -EBADMSG (base has no usable start_lsn), -errno.
- */
-int tm_pg_wal_continuous(tm_repo *repo, const char *component, const struct tm_snapshot *base,
-                         int64_t target_ns, char *ret_missing, size_t n, int64_t *ret_until);
-
-/**
  * tm_pg_recovery_write() - make a restored PGDATA recover to target_ns:
  * create recovery.signal and append to postgresql.auto.conf restore_command,
  * recovery_target_time (UTC, microseconds), recovery_target_action =
@@ -238,3 +215,146 @@ int tm_pg_recovery_write(const char *pgdata, const char *restore_command, int64_
 /* Format an instant the way PostgreSQL reads it: "2025-01-07 10:00:00.123456+00"
  * (truncated to microseconds) into out (>= 32 bytes). */
 void tm_pg_time_format(int64_t ns, char *out, size_t n);
+
+/* ---- WAL records ---- */
+
+/* What one WAL segment (or the written head of one) holds. */
+struct tm_pg_walscan {
+        uint32_t tli;              /* of its first page */
+        uint64_t start_lsn;        /* its first byte (a segment boundary) */
+        uint64_t end_lsn;          /* the end of its last complete record */
+        uint64_t records;          /* records that start in it */
+        uint64_t commits;          /* commit and abort records (recovery targets) */
+        int64_t first_commit_ns;   /* their times (server clock, UTC); 0 if none */
+        int64_t last_commit_ns;
+};
+
+/**
+ * tm_pg_wal_scan() - walk the records of a WAL segment whose first n bytes
+ * are at p (a whole segment, or the head of one still being written), and
+ * collect the times of its transaction commit and abort records (the
+ * instants recovery_target_time is compared with). The walk stops where the
+ * valid WAL ends: zeroes, a page whose address is not the expected one (a
+ * recycled segment's stale tail), a record whose xl_prev does not point at
+ * the one before, or the end of the buffer. A record is counted in the
+ * segment it starts in; a transaction record whose first 32 bytes cross
+ * into the next segment is not seen (they are ~50 bytes, PostgreSQL
+ * aligns them on 8 bytes: rare, and only the window's edge can move).
+ * Returns 0, or -EBADMSG (no valid long page header at p).
+ * Thread-safety: pure.
+ */
+int tm_pg_wal_scan(const void *p, size_t n, struct tm_pg_walscan *ret);
+
+/* An LSN as PostgreSQL writes it ("0/3000028") into out (>= 18 bytes). */
+void tm_pg_lsn_format(uint64_t lsn, char *out, size_t n);
+/* Parse "X/Y" (hex). Returns 0 or -EINVAL. */
+int tm_pg_lsn_parse(const char *s, uint64_t *ret);
+
+/* ---- the WAL index and the recoverable windows ---- */
+
+/* One archived WAL file, as its snapshot's manifest describes it. */
+struct tm_pg_walseg {
+        char name[48]; /* as archived: a segment, or a segment's ".partial" */
+        uint32_t tli;  /* the name's timeline */
+        uint64_t segno;
+        int partial;
+        int indexed; /* the manifest has extra.wal (archived by this version or later) */
+        uint64_t start_lsn, end_lsn;
+        uint64_t commits;
+        int64_t first_commit_ns, last_commit_ns; /* 0: none */
+        int64_t received_ns;                     /* streamed: caught up with the server then */
+        int64_t archived_ns;                     /* the snapshot's time */
+        tm_id snapshot;
+};
+
+/**
+ * tm_pg_wal_index() - the WAL index of a database component: one entry per
+ * archived segment (and .partial), read from the manifests of its WAL
+ * component, so it is rebuilt with the catalog from the repository alone.
+ * Sorted by segment number, timeline, complete before partial, then time.
+ * segsz: the WAL segment size (0: 16 MiB).
+ * Returns 0 or -errno. Ownership: *ret is the caller's (free()).
+ */
+int tm_pg_wal_index(tm_repo *repo, const char *component, uint64_t segsz,
+                    struct tm_pg_walseg **ret, size_t *ret_n);
+
+/* A stretch of time the component can be recovered to, on one timeline. */
+struct tm_pg_window {
+        uint32_t tli;
+        int64_t earliest_ns;    /* the end of the base backup it starts from (or the
+                                 * previous timeline's end) */
+        int64_t latest_ns;      /* max(last commit, caught-up time of the stream) */
+        int64_t last_commit_ns; /* the last commit or abort stored (0: none) */
+        uint64_t start_lsn, end_lsn;
+        tm_id base; /* the first base backup it can start from */
+};
+
+/* Where the archived WAL breaks: recovery cannot cross it. */
+struct tm_pg_gap {
+        uint32_t tli;
+        char missing[32];  /* the first missing segment */
+        int64_t before_ns; /* the last instant recoverable before it */
+};
+
+struct tm_pg_windows {
+        struct tm_pg_window *w; /* by time */
+        size_t n;
+        struct tm_pg_gap *gaps;
+        size_t n_gaps;
+        uint64_t segsz;
+};
+
+/**
+ * tm_pg_windows_get() - the recoverable windows of a database component:
+ * from each base backup, the WAL stored after it is followed segment by
+ * segment (at each segment number the copy of the highest timeline, a
+ * complete one before a .partial) up to the first missing segment, which is
+ * reported as a gap, never skipped; a later base backup starts a new window.
+ * The window's end is the last commit time read from the WAL (or, for files
+ * archived before commit times were indexed, their archive time). Returns
+ * 0, -ENOENT (no base backup), -errno. Ownership: dispose *ret.
+ * Thread-safety: as the repository.
+ */
+int tm_pg_windows_get(tm_repo *repo, const char *component, struct tm_pg_windows *ret);
+void tm_pg_windows_dispose(struct tm_pg_windows *w);
+/* "from A to B (timeline N), from C to D (timeline M)" into out. */
+void tm_pg_windows_format(const struct tm_pg_windows *w, char *out, size_t n);
+
+/* What recovering a component to an instant takes. */
+struct tm_pg_plan {
+        struct tm_snapshot base; /* the base backup to restore */
+        int64_t target_ns;       /* 0: the end of the stored WAL */
+        /* nothing was committed after target_ns in the stored WAL: recover
+         * to its end (PostgreSQL refuses a target time it never passes) */
+        int to_end;
+        struct tm_pg_window window;
+};
+
+/**
+ * tm_pg_plan_pitr() - choose how to recover component to target_ns (0: to
+ * the end of the stored WAL, from the newest base backup): the last base
+ * backup that ended at or before the target, inside a window that holds
+ * it. On refusal err (NUL-terminated, for the user) says why with the
+ * window(s): "T is outside the recoverable window of component 'C': from A
+ * to B". Returns 0, -ERANGE (outside every window), -ENOENT (no base
+ * backup), -errno. Ownership: dispose ret->base.
+ */
+int tm_pg_plan_pitr(tm_repo *repo, const char *component, int64_t target_ns,
+                    struct tm_pg_plan *ret, char *err, size_t errlen);
+
+/**
+ * tm_pg_pitr_restore() - restore plan's base backup into dir (created; mode
+ * 0700, owned like its global/ directory when run as root) and write the
+ * recovery settings (tm_pg_recovery_write) with restore_command. This is
+ * what `tidemark restore --component C @T --target DIR` and failoverd's
+ * point-in-time recovery run. Returns 0 or -errno (logged).
+ */
+int tm_pg_pitr_restore(tm_repo *repo, const struct tm_pg_plan *plan, const char *dir,
+                       const char *restore_command, const struct tm_restore_opts *ropts);
+
+/**
+ * tm_pg_recovery_conf() - the lines tm_pg_recovery_write() appends to
+ * postgresql.auto.conf, into out (appended). Returns 0, -EINVAL (a newline
+ * in restore_command), -ENOMEM.
+ */
+int tm_pg_recovery_conf(tm_buf *out, const char *restore_command, int64_t target_ns);

@@ -1302,6 +1302,8 @@ int tm_backup_run(tm_repo *repo, const struct tm_backup_opts *o, struct tm_snaps
                 r = tm_snapshot_add_path(&snap, "-");
         for (size_t i = 0; i < o->n_tags && r == 0; i++)
                 r = tm_snapshot_add_tag(&snap, o->tags[i]);
+        if (o->extra_json && r == 0 && !(snap.extra_json = strdup(o->extra_json)))
+                r = -ENOMEM;
         if (r < 0)
                 goto out;
         snap.summary = (struct tm_snapshot_summary){

@@ -416,3 +416,190 @@ void tm_pg_time_format(int64_t ns, char *out, size_t n)
         iso[26] = '\0';
         snprintf(out, n, "%s+00", iso);
 }
+
+/* ---- WAL records: commit times ---- */
+
+#define XLP_FIRST_IS_CONTRECORD 0x0001
+#define WAL_SHORT_PHD           24u /* MAXALIGN(sizeof(XLogPageHeaderData)) */
+#define WAL_RECORD_HDR          24u /* SizeOfXLogRecord */
+#define WAL_RECORD_MAX          (1u << 30)
+#define RM_XACT_ID              1
+#define XLOG_XACT_OPMASK        0x70
+#define XLOG_XACT_COMMIT        0x00
+#define XLOG_XACT_ABORT         0x20
+#define XLOG_XACT_COMMIT_PREP   0x30
+#define XLOG_XACT_ABORT_PREP    0x40
+#define XLR_BLOCK_ID_DATA_SHORT 255
+#define XLR_BLOCK_ID_DATA_LONG  254
+#define XLR_BLOCK_ID_ORIGIN     253
+#define XLR_BLOCK_ID_TOPLEVEL   252
+/* PostgreSQL's epoch, 2000-01-01T00:00:00Z, in Unix seconds */
+#define PG_EPOCH_UNIX INT64_C(946684800)
+/* a transaction record's time is in its first bytes */
+#define XACT_HEAD_MAX 32u
+
+struct walrd {
+        const uint8_t *p;
+        size_t n; /* bytes available, from a segment boundary */
+        uint32_t blcksz;
+        uint16_t magic;
+        uint64_t base; /* LSN of p[0] */
+        size_t pos;    /* offset of the next byte */
+};
+
+/* The header of the page at pos: the segment's magic and the address the
+ * page must have, so that a recycled segment's stale tail is never read as
+ * WAL. Returns its info flags, or -1 where the valid WAL ends. */
+static int page_check(const struct walrd *w, size_t pos)
+{
+        if (pos + WAL_SHORT_PHD > w->n ||
+            (uint16_t)(w->p[pos] | w->p[pos + 1] << 8) != w->magic ||
+            tm_get_u64le(w->p + pos + 8) != w->base + pos)
+                return -1;
+        return w->p[pos + 2] | w->p[pos + 3] << 8;
+}
+
+/* Copy (out != NULL) or skip len bytes of one record from pos, stepping over
+ * the headers of the pages it continues on. Returns 0, or -1 when the valid
+ * WAL ends first. */
+static int wal_read(struct walrd *w, uint8_t *out, size_t len)
+{
+        while (len > 0) {
+                size_t in_page = w->pos % w->blcksz, k;
+
+                if (in_page == 0) {
+                        int info = page_check(w, w->pos);
+
+                        if (info < 0 || !(info & XLP_FIRST_IS_CONTRECORD))
+                                return -1;
+                        w->pos += WAL_SHORT_PHD;
+                        continue;
+                }
+                k = w->blcksz - in_page;
+                if (k > len)
+                        k = len;
+                if (w->pos + k > w->n)
+                        return -1;
+                if (out) {
+                        memcpy(out, w->p + w->pos, k);
+                        out += k;
+                }
+                w->pos += k;
+                len -= k;
+        }
+        return 0;
+}
+
+/* The time of a transaction record (main data: xl_xact_commit or
+ * xl_xact_abort, both starting with a TimestampTz), or 0. */
+static int64_t xact_time(const uint8_t *d, size_t n)
+{
+        size_t i = 0;
+        int64_t us;
+
+        while (i < n) {
+                uint8_t id = d[i++];
+
+                if (id == XLR_BLOCK_ID_ORIGIN)
+                        i += 2;
+                else if (id == XLR_BLOCK_ID_TOPLEVEL)
+                        i += 4;
+                else if (id == XLR_BLOCK_ID_DATA_SHORT)
+                        i += 1;
+                else if (id == XLR_BLOCK_ID_DATA_LONG)
+                        i += 4;
+                else
+                        return 0; /* block references: not a plain transaction record */
+                if (id == XLR_BLOCK_ID_DATA_SHORT || id == XLR_BLOCK_ID_DATA_LONG) {
+                        if (i + 8 > n)
+                                return 0;
+                        us = (int64_t)tm_get_u64le(d + i);
+                        if (us < -PG_EPOCH_UNIX * 1000000 || us > INT64_C(4) << 56)
+                                return 0;
+                        return (us + PG_EPOCH_UNIX * 1000000) * 1000;
+                }
+        }
+        return 0;
+}
+
+int tm_pg_wal_scan(const void *p, size_t n, struct tm_pg_walscan *ret)
+{
+        struct tm_pg_walhdr h;
+        struct walrd w = { .p = p, .n = n };
+        struct tm_pg_walscan s = { 0 };
+        uint8_t hdr[WAL_RECORD_HDR], head[XACT_HEAD_MAX];
+        uint64_t prev = 0;
+
+        if (tm_pg_walhdr_parse(p, n, &h) < 0)
+                return -EBADMSG;
+        w.blcksz = h.blcksz;
+        w.magic = h.magic;
+        w.base = h.pageaddr;
+        if (w.n > h.seg_size)
+                w.n = h.seg_size;
+        s.tli = h.tli;
+        s.start_lsn = h.pageaddr;
+        w.pos = TM_PG_WAL_LONG_HEADER_LEN;
+        if (h.info & XLP_FIRST_IS_CONTRECORD) {
+                /* the tail of a record that began in the previous segment
+                 * (counted there) */
+                if (wal_read(&w, NULL, tm_get_u32le(w.p + 16)) < 0)
+                        goto done;
+                w.pos = (w.pos + 7) & ~(size_t)7;
+        }
+        s.end_lsn = w.base + w.pos;
+        for (;;) {
+                uint64_t start;
+                uint32_t tot;
+                size_t k;
+                uint8_t rmid, info;
+
+                if (w.pos % w.blcksz == 0) {
+                        int pinfo = page_check(&w, w.pos);
+
+                        if (pinfo < 0 || (pinfo & XLP_FIRST_IS_CONTRECORD))
+                                break;
+                        w.pos += WAL_SHORT_PHD;
+                }
+                start = w.base + w.pos;
+                if (wal_read(&w, hdr, sizeof(hdr)) < 0)
+                        break;
+                tot = tm_get_u32le(hdr);
+                /* zeroes (the end of what was written), or not a record that
+                 * follows the previous one: the end of the valid WAL */
+                if (tot < WAL_RECORD_HDR || tot > WAL_RECORD_MAX ||
+                    (prev && tm_get_u64le(hdr + 8) != prev))
+                        break;
+                info = hdr[16];
+                rmid = hdr[17];
+                k = tot - WAL_RECORD_HDR;
+                if (k > sizeof(head))
+                        k = sizeof(head);
+                if (wal_read(&w, head, k) < 0 || wal_read(&w, NULL, tot - WAL_RECORD_HDR - k) < 0)
+                        break;
+                s.records++;
+                s.end_lsn = w.base + w.pos;
+                prev = start;
+                w.pos = (w.pos + 7) & ~(size_t)7;
+                if (rmid == RM_XACT_ID) {
+                        uint8_t op = info & XLOG_XACT_OPMASK;
+                        int64_t t = 0;
+
+                        if (op == XLOG_XACT_COMMIT || op == XLOG_XACT_ABORT ||
+                            op == XLOG_XACT_COMMIT_PREP || op == XLOG_XACT_ABORT_PREP)
+                                t = xact_time(head, k);
+                        if (t) {
+                                if (!s.commits || t < s.first_commit_ns)
+                                        s.first_commit_ns = t;
+                                if (!s.commits || t > s.last_commit_ns)
+                                        s.last_commit_ns = t;
+                                s.commits++;
+                        }
+                }
+        }
+done:
+        if (!s.end_lsn)
+                s.end_lsn = s.start_lsn;
+        *ret = s;
+        return 0;
+}

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -21,6 +22,8 @@
 #include <tidemark/ops.h>
 #include <tidemark/pg.h>
 #include <tidemark/time.h>
+
+#include "pg_internal.h"
 
 #define PG_LABEL_MAX 64
 /* Relation files change in place, page by page: cut them on page-aligned
@@ -171,16 +174,108 @@ out:
 
 /* ---- wal-push / wal-fetch ---- */
 
-int tm_pg_wal_push(tm_repo *repo, const char *component, const char *path)
+void tm_pg_lsn_format(uint64_t lsn, char *out, size_t n)
+{
+        snprintf(out, n, "%X/%X", (unsigned)(lsn >> 32), (unsigned)lsn);
+}
+
+int tm_pg_lsn_parse(const char *s, uint64_t *ret)
+{
+        unsigned int hi, lo;
+        int used = 0;
+
+        if (!s || sscanf(s, "%8X/%8X%n", &hi, &lo, &used) != 2 || s[used])
+                return -EINVAL;
+        *ret = (uint64_t)hi << 32 | lo;
+        return 0;
+}
+
+/* extra.wal of a WAL file's snapshot: what tm_pg_wal_index() reads back. */
+static char *wal_extra(const struct tm_pg_walscan *sc, int partial, int64_t received_ns)
+{
+        char a[24], b[24], *out;
+        json_t *o;
+
+        tm_pg_lsn_format(sc->start_lsn, a, sizeof(a));
+        tm_pg_lsn_format(sc->end_lsn, b, sizeof(b));
+        o = json_pack("{s:{s:I, s:s, s:s, s:I, s:I, s:I, s:I, s:b, s:I}}", "wal", "timeline",
+                      (json_int_t)sc->tli, "start_lsn", a, "end_lsn", b, "records",
+                      (json_int_t)sc->records, "commits", (json_int_t)sc->commits,
+                      "first_commit_ns", (json_int_t)sc->first_commit_ns, "last_commit_ns",
+                      (json_int_t)sc->last_commit_ns, "partial", partial, "received_ns",
+                      (json_int_t)received_ns);
+        out = o ? json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+        json_decref(o);
+        return out;
+}
+
+int tm_pg__wal_store(tm_repo *repo, const char *comp, const char *name, int fd,
+                     const struct tm_pg_walscan *sc, int partial, int64_t received_ns,
+                     struct tm_snapshot *ret)
 {
         struct tm_backup_opts o = TM_BACKUP_OPTS_INIT;
-        struct tm_snapshot old = { 0 }, snap = { 0 };
+        struct tm_snapshot snap = { 0 };
+        const char *tags[1] = { name };
+        char *extra = NULL;
+        int r;
+
+        if (sc) {
+                extra = wal_extra(sc, partial, received_ns);
+                if (!extra)
+                        return -ENOMEM;
+        }
+        if (lseek(fd, 0, SEEK_SET) < 0) {
+                r = -errno;
+                goto out;
+        }
+        o.component = comp;
+        o.strategy = "continuous";
+        o.stdin_fd = fd;
+        o.stdin_filename = name;
+        o.tags = tags;
+        o.n_tags = 1;
+        o.threads = 1;
+        o.extra_json = extra;
+        r = tm_backup_run(repo, &o, &snap);
+        if (r == TM_BACKUP_PARTIAL)
+                r = tm_log_errno(TM_LOG_ERR, -EIO, "could not read all of WAL file %s", name);
+        if (r == 0 && ret) {
+                *ret = snap;
+                snap = (struct tm_snapshot){ 0 };
+        }
+out:
+        tm_snapshot_dispose(&snap);
+        free(extra);
+        return r;
+}
+
+/* Scan a whole segment file for its records (mapped, not read: up to 1 GiB). */
+static int wal_scan_fd(int fd, uint64_t size, struct tm_pg_walscan *ret)
+{
+        void *m;
+        int r;
+
+        if (size == 0)
+                return -EBADMSG;
+        m = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
+        if (m == MAP_FAILED)
+                return -errno;
+        r = tm_pg_wal_scan(m, size, ret);
+        munmap(m, size);
+        return r;
+}
+
+int tm_pg_wal_push(tm_repo *repo, const char *component, const char *path)
+{
+        struct tm_snapshot old = { 0 };
+        struct tm_pg_walscan sc;
+        struct tm_pg_walname w;
         uint8_t head[TM_PG_WAL_LONG_HEADER_LEN];
         char comp[256], tmp[4096] = "", *pathcopy = NULL, fetched[4200];
-        const char *name, *tags[1];
+        const char *name;
         struct stat st;
         ssize_t got;
-        int fd = -1, r;
+        int fd = -1, r, have_scan = 0;
 
         if (!path)
                 return -EINVAL;
@@ -211,6 +306,18 @@ int tm_pg_wal_push(tm_repo *repo, const char *component, const char *path)
                                  name);
         if (r < 0)
                 goto out;
+        /* segments (and the .partial a promotion leaves) carry the commit
+         * times the recoverable window is made of */
+        if (tm_pg_walname_parse(name, &w) == 0 &&
+            (w.kind == TM_PG_WAL_SEGMENT || w.kind == TM_PG_WAL_PARTIAL)) {
+                r = wal_scan_fd(fd, (uint64_t)st.st_size, &sc);
+                if (r < 0) {
+                        r = tm_log_errno(TM_LOG_ERR, r, "cannot read the records of WAL file %s",
+                                         name);
+                        goto out;
+                }
+                have_scan = 1;
+        }
 
         r = wal_find(repo, component, name, &old);
         if (r == 0) {
@@ -234,25 +341,14 @@ int tm_pg_wal_push(tm_repo *repo, const char *component, const char *path)
         }
         if (r != -ENOENT)
                 goto out;
-
-        tags[0] = name;
-        o.component = comp;
-        o.strategy = "continuous";
-        o.stdin_fd = fd;
-        o.stdin_filename = name;
-        o.tags = tags;
-        o.n_tags = 1;
-        o.threads = 1;
-        r = tm_backup_run(repo, &o, &snap);
-        if (r == TM_BACKUP_PARTIAL)
-                r = tm_log_errno(TM_LOG_ERR, -EIO, "could not read all of WAL file '%s'", path);
+        r = tm_pg__wal_store(repo, comp, name, fd, have_scan ? &sc : NULL,
+                             have_scan && w.kind == TM_PG_WAL_PARTIAL, 0, NULL);
 out:
         if (tmp[0])
                 rm_tree(tmp);
         if (fd >= 0)
                 close(fd);
         tm_snapshot_dispose(&old);
-        tm_snapshot_dispose(&snap);
         free(pathcopy);
         return r;
 }
@@ -819,58 +915,8 @@ int tm_pg_snapshot_is_base_backup(const struct tm_snapshot *s)
         return yes;
 }
 
-int tm_pg_window(tm_repo *repo, const char *component, int64_t *ret_earliest, int64_t *ret_latest)
-{
-        struct tm_snapshot *a = NULL;
-        size_t n = 0;
-        int64_t earliest = 0, latest = 0;
-        char comp[256];
-        int r, found = 0;
-
-        if (!component || !*component)
-                component = "database";
-        r = tm_repo_snapshot_list(repo, component, &a, &n);
-        if (r < 0)
-                return r;
-        for (size_t i = 0; i < n && !found; i++)
-                if (tm_pg_snapshot_is_base_backup(&a[i])) {
-                        earliest = a[i].time;
-                        found = 1;
-                }
-        tm_snapshot_array_free(a, n);
-        if (!found)
-                return -ENOENT;
-        r = tm_pg_wal_component(component, comp, sizeof(comp));
-        if (r < 0)
-                return r;
-        r = tm_repo_snapshot_list(repo, comp, &a, &n);
-        if (r < 0)
-                return r;
-        latest = n ? a[n - 1].time : earliest;
-        tm_snapshot_array_free(a, n);
-        if (latest < earliest)
-                latest = earliest;
-        *ret_earliest = earliest;
-        *ret_latest = latest;
-        return 0;
-}
-
-struct seg_time {
-        uint64_t segno;
-        int64_t time;
-};
-
-static int seg_cmp(const void *x, const void *y)
-{
-        const struct seg_time *a = x, *b = y;
-
-        if (a->segno != b->segno)
-                return a->segno < b->segno ? -1 : 1;
-        return a->time < b->time ? -1 : a->time > b->time;
-}
-
 /* start_lsn, timeline and segment size of a base backup's manifest. */
-static int base_info(const struct tm_snapshot *base, uint64_t *ret_lsn, uint32_t *ret_tli,
+int tm_pg__base_info(const struct tm_snapshot *base, uint64_t *ret_lsn, uint32_t *ret_tli,
                      uint64_t *ret_segsz)
 {
         json_t *o = base && base->extra_json ? json_loads(base->extra_json, 0, NULL) : NULL;
@@ -891,86 +937,6 @@ static int base_info(const struct tm_snapshot *base, uint64_t *ret_lsn, uint32_t
                             : 0;
         }
         json_decref(o);
-        return r;
-}
-
-int tm_pg_wal_continuous(tm_repo *repo, const char *component, const struct tm_snapshot *base,
-                         int64_t target_ns, char *ret_missing, size_t n, int64_t *ret_until)
-{
-        struct tm_snapshot *a = NULL;
-        struct seg_time *segs = NULL;
-        size_t na = 0, ns = 0;
-        uint64_t lsn, segsz, per_log, expected;
-        int64_t until;
-        uint32_t tli;
-        char comp[256];
-        int r, reached = 0;
-
-        r = base_info(base, &lsn, &tli, &segsz);
-        if (r < 0)
-                return r;
-        per_log = UINT64_C(0x100000000) / segsz;
-        expected = lsn / segsz;
-        until = base->time;
-        r = tm_pg_wal_component(component, comp, sizeof(comp));
-        if (r < 0)
-                return r;
-        r = tm_repo_snapshot_list(repo, comp, &a, &na);
-        if (r < 0)
-                return r;
-        segs = calloc(na ? na : 1, sizeof(*segs));
-        if (!segs) {
-                r = -ENOMEM;
-                goto out;
-        }
-        for (size_t i = 0; i < na; i++) {
-                struct tm_pg_walname w;
-
-                if (a[i].n_tags != 1 || tm_pg_walname_parse(a[i].tags[0], &w) < 0 ||
-                    w.kind != TM_PG_WAL_SEGMENT || w.seg >= per_log)
-                        continue;
-                segs[ns].segno = (uint64_t)w.log * per_log + w.seg;
-                segs[ns].time = a[i].time;
-                ns++;
-        }
-        qsort(segs, ns, sizeof(*segs), seg_cmp);
-        for (size_t i = 0; i < ns && !reached; i++) {
-                if (segs[i].segno < expected)
-                        continue;
-                if (segs[i].segno > expected)
-                        break; /* a gap */
-                /* every copy of this segment number (one per timeline): one
-                 * archived after target holds the WAL up to target on its
-                 * timeline */
-                for (;;) {
-                        if (segs[i].time > target_ns)
-                                reached = 1;
-                        else if (segs[i].time > until)
-                                until = segs[i].time;
-                        if (i + 1 == ns || segs[i + 1].segno != expected)
-                                break;
-                        i++;
-                }
-                expected++;
-        }
-        if (reached) {
-                r = 0;
-        } else {
-                /* a gap, or simply nothing archived after target yet */
-                size_t k = 0;
-
-                while (k < ns && segs[k].segno <= expected)
-                        k++;
-                r = k < ns ? -ENODATA : -ERANGE;
-                if (ret_missing)
-                        snprintf(ret_missing, n, "%08X%08X%08X", tli,
-                                 (unsigned)(expected / per_log), (unsigned)(expected % per_log));
-                if (ret_until)
-                        *ret_until = until;
-        }
-out:
-        free(segs);
-        tm_snapshot_array_free(a, na);
         return r;
 }
 
@@ -1016,10 +982,33 @@ static int write_at(int dirfd, const char *name, int flags, const void *p, size_
         return r;
 }
 
+int tm_pg_recovery_conf(tm_buf *conf, const char *restore_command, int64_t target_ns)
+{
+        char when[48];
+        int r;
+
+        if (!restore_command || !*restore_command)
+                return -EINVAL;
+        r = tm_buf_printf(conf, "\n# added by tidemark restore\nrestore_command = ");
+        if (r == 0)
+                r = conf_quote(conf, restore_command);
+        if (r == 0 && target_ns) {
+                tm_pg_time_format(target_ns, when, sizeof(when));
+                r = tm_buf_printf(conf,
+                                  "\nrecovery_target_time = '%s'\n"
+                                  "recovery_target_action = 'promote'\n",
+                                  when);
+        } else if (r == 0) {
+                r = tm_buf_append(conf, "\n", 1);
+        }
+        if (r == 0)
+                r = tm_buf_printf(conf, "recovery_target_timeline = 'latest'\n");
+        return r;
+}
+
 int tm_pg_recovery_write(const char *pgdata, const char *restore_command, int64_t target_ns)
 {
         tm_buf conf = TM_BUF_INIT(1u << 20);
-        char when[48];
         struct stat st;
         int dirfd = -1, r;
 
@@ -1032,20 +1021,7 @@ int tm_pg_recovery_write(const char *pgdata, const char *restore_command, int64_
                 r = -errno;
                 goto out;
         }
-        r = tm_buf_printf(&conf, "\n# added by tidemark restore\nrestore_command = ");
-        if (r == 0)
-                r = conf_quote(&conf, restore_command);
-        if (r == 0 && target_ns) {
-                tm_pg_time_format(target_ns, when, sizeof(when));
-                r = tm_buf_printf(&conf,
-                                  "\nrecovery_target_time = '%s'\n"
-                                  "recovery_target_action = 'promote'\n",
-                                  when);
-        } else if (r == 0) {
-                r = tm_buf_append(&conf, "\n", 1);
-        }
-        if (r == 0)
-                r = tm_buf_printf(&conf, "recovery_target_timeline = 'latest'\n");
+        r = tm_pg_recovery_conf(&conf, restore_command, target_ns);
         if (r < 0)
                 goto out;
         r = write_at(dirfd, "postgresql.auto.conf", O_APPEND, conf.data, conf.len, &st);
