@@ -75,6 +75,8 @@ struct cli_opts {
         /* replicate (cli_replica.c) */
         int replicate_once, replicate_status;
         const char *replicate_to;
+        /* wal-stream --slot NAME (cli_pg.c) */
+        const char *slot;
 };
 
 extern struct cli_opts cli_opts;
@@ -166,6 +168,8 @@ int cli_cmd_thaw(void);
 /* Thaw what the snapshots need, in one batch (wait: until readable).
  * Returns 0, -EAGAIN (not yet, !wait) or -errno (reported). */
 int cli_thaw_snapshots(tm_repo *repo, const struct tm_snapshot *snaps, size_t n, int wait);
+int cli_cmd_wal_stream(void);
+int cli_cmd_wal_status(void);
 /* Does this backup command ask for a PostgreSQL base backup (--postgres, or
  * TIDEMARK_PG_CONNINFO with no paths)? */
 int cli_pg_backup_wanted(void);

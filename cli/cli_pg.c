@@ -9,6 +9,7 @@
  */
 #include <errno.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -250,8 +251,7 @@ int cli_cmd_pg_restore(void)
                 tm_id_hex(&plan.base.id, hex);
                 cli_json_print(json_pack("{s:s, s:s, s:s, s:b}", "snapshot", hex, "target",
                                          cli_opts.target, "recovery_target_time",
-                                         target && !plan.to_end ? t : "", "to_end",
-                                         plan.to_end));
+                                         target && !plan.to_end ? t : "", "to_end", plan.to_end));
         } else if (target && plan.to_end) {
                 cli_out("restored base backup %s to %s; nothing was committed after %s in the "
                         "stored WAL: PostgreSQL will replay all of it and promote\n",
@@ -266,5 +266,116 @@ out:
         tm_buf_dispose(&cmd);
         tm_snapshot_dispose(&plan.base);
         tm_repo_free(repo);
+        return r;
+}
+
+static volatile sig_atomic_t stream_stop;
+
+static void stream_signal(int sig)
+{
+        (void)sig;
+        stream_stop = 1;
+}
+
+static int stream_should_stop(void *userdata)
+{
+        (void)userdata;
+        return stream_stop;
+}
+
+static void stream_status(const struct tm_pg_stream_status *st, void *userdata)
+{
+        char a[24], b[24];
+
+        (void)userdata;
+        tm_pg_lsn_format(st->stored_lsn, a, sizeof(a));
+        tm_pg_lsn_format(st->server_lsn, b, sizeof(b));
+        tm_log(TM_LOG_DEBUG, "WAL stored up to %s (server at %s), timeline %u", a, b, st->tli);
+}
+
+int cli_cmd_wal_stream(void)
+{
+        struct tm_pg_stream_opts o = { 0 };
+        struct sigaction sa = { 0 };
+        tm_repo *repo = NULL;
+        int r;
+
+        o.conninfo = cli_opts.postgres ? cli_opts.postgres : getenv("TIDEMARK_PG_CONNINFO");
+        if (!o.conninfo || !*o.conninfo)
+                return cli_error("wal-stream needs --postgres CONNINFO (or TIDEMARK_PG_CONNINFO)");
+        if (cli_opts.n_args)
+                return cli_error("wal-stream takes no arguments");
+        o.component = pg_component();
+        o.slot = cli_opts.slot;
+        o.staging = getenv("TIDEMARK_PG_STAGING");
+        o.should_stop = stream_should_stop;
+        o.on_status = stream_status;
+        sa.sa_handler = stream_signal;
+        sigaction(SIGINT, &sa, NULL);
+        sigaction(SIGTERM, &sa, NULL);
+        if (cli_repo_open(&repo) < 0)
+                return CLI_EXIT_FAIL;
+        r = tm_pg_stream_run(repo, &o);
+        tm_repo_free(repo);
+        if (r < 0)
+                return cli_error_errno(r, "WAL streaming of component '%s' stopped", o.component);
+        return CLI_EXIT_OK;
+}
+
+int cli_cmd_wal_status(void)
+{
+        struct tm_pg_windows ws = { 0 };
+        tm_repo *repo = NULL;
+        json_t *o = NULL, *wa, *ga;
+        char a[40], b[40], s[24], e[24];
+        int r;
+
+        if (cli_opts.n_args)
+                return cli_error("wal-status takes no arguments");
+        if (cli_repo_open(&repo) < 0)
+                return CLI_EXIT_FAIL;
+        r = tm_pg_windows_get(repo, pg_component(), &ws);
+        tm_repo_free(repo);
+        if (r == -ENOENT)
+                return cli_error("component '%s' has no PostgreSQL base backup", pg_component());
+        if (r < 0)
+                return cli_error_errno(r, "cannot read the WAL index of '%s'", pg_component());
+        wa = json_array();
+        ga = json_array();
+        for (size_t i = 0; i < ws.n; i++) {
+                tm_time_format_ns(ws.w[i].earliest_ns, a, sizeof(a));
+                tm_time_format_ns(ws.w[i].latest_ns, b, sizeof(b));
+                tm_pg_lsn_format(ws.w[i].start_lsn, s, sizeof(s));
+                tm_pg_lsn_format(ws.w[i].end_lsn, e, sizeof(e));
+                if (cli_opts.json)
+                        json_array_append_new(wa,
+                                              json_pack("{s:i, s:s, s:s, s:s, s:s}", "timeline",
+                                                        (int)ws.w[i].tli, "earliest", a, "latest",
+                                                        b, "start_lsn", s, "end_lsn", e));
+                else
+                        cli_out("timeline %u: recoverable from %s to %s (WAL %s..%s)\n",
+                                ws.w[i].tli, a, b, s, e);
+        }
+        for (size_t i = 0; i < ws.n_gaps; i++) {
+                tm_time_format_ns(ws.gaps[i].before_ns, a, sizeof(a));
+                if (cli_opts.json)
+                        json_array_append_new(ga, json_pack("{s:i, s:s, s:s}", "timeline",
+                                                            (int)ws.gaps[i].tli, "missing",
+                                                            ws.gaps[i].missing, "after", a));
+                else
+                        cli_out("gap: WAL segment %s is missing (nothing recoverable past %s "
+                                "from before it)\n",
+                                ws.gaps[i].missing, a);
+        }
+        if (cli_opts.json) {
+                o = json_pack("{s:s, s:o, s:o}", "component", pg_component(), "windows", wa, "gaps",
+                              ga);
+                cli_json_print(o);
+        } else {
+                json_decref(wa);
+                json_decref(ga);
+        }
+        r = ws.n_gaps ? CLI_EXIT_FAIL : CLI_EXIT_OK;
+        tm_pg_windows_dispose(&ws);
         return r;
 }

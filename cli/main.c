@@ -39,6 +39,8 @@ enum cli_cmd {
         CMD_TIER,
         CMD_THAW,
         CMD_REPLICATE,
+        CMD_WAL_STREAM,
+        CMD_WAL_STATUS,
         CMD_VERSION,
         CMD_HELP,
 };
@@ -79,6 +81,10 @@ static const struct {
                        "storage tiers: status, or run the lifecycle (tier status|run)" },
         [CMD_THAW] = { "thaw", cli_cmd_thaw, "restore a snapshot's archived packs from Glacier" },
         [CMD_REPLICATE] = { "replicate", cli_cmd_replicate, "copy the repository to its replica" },
+        [CMD_WAL_STREAM] = { "wal-stream", cli_cmd_wal_stream,
+                             "stream PostgreSQL WAL from a replication slot" },
+        [CMD_WAL_STATUS] = { "wal-status", cli_cmd_wal_status,
+                             "show a PostgreSQL component's recoverable windows and WAL gaps" },
         [CMD_VERSION] = { "version", NULL, "print the version" },
         [CMD_HELP] = { "help", NULL, "print this help" },
 };
@@ -118,6 +124,7 @@ enum {
         OPT_NEW_PASSWORD_FILE,
         OPT_CONFIG,
         OPT_NO_WAIT,
+        OPT_SLOT,
 };
 
 static const struct option long_options[] = {
@@ -160,6 +167,7 @@ static const struct option long_options[] = {
         { "once", no_argument, NULL, OPT_ONCE },
         { "status", no_argument, NULL, OPT_STATUS },
         { "to", required_argument, NULL, OPT_TO },
+        { "slot", required_argument, NULL, OPT_SLOT },
         { "foreground", no_argument, NULL, 'f' },
         { "options", required_argument, NULL, 'o' },
         { NULL, 0, NULL, 0 },
@@ -174,9 +182,12 @@ static unsigned option_commands(int val)
         case OPT_KDF_ITERATIONS:
                 return M(CMD_INIT);
         case OPT_COMPONENT:
-                return SELECTOR_CMDS | M(CMD_WAL_PUSH) | M(CMD_WAL_FETCH);
+                return SELECTOR_CMDS | M(CMD_WAL_PUSH) | M(CMD_WAL_FETCH) | M(CMD_WAL_STREAM) |
+                       M(CMD_WAL_STATUS);
         case OPT_POSTGRES:
-                return M(CMD_BACKUP);
+                return M(CMD_BACKUP) | M(CMD_WAL_STREAM);
+        case OPT_SLOT:
+                return M(CMD_WAL_STREAM);
         case OPT_STRATEGY:
         case OPT_TAG:
         case OPT_EXCLUDE:
@@ -627,6 +638,9 @@ int main(int argc, char **argv)
                         break;
                 case OPT_TO:
                         cli_opts.replicate_to = optarg;
+                        break;
+                case OPT_SLOT:
+                        cli_opts.slot = optarg;
                         break;
                 case 'f':
                         cli_opts.foreground = 1;

@@ -520,8 +520,8 @@ static void test_wal_push_fetch(void **state)
 
 /* ---- synthetic WAL: a 1 MiB segment of 8 KiB pages ---- */
 
-#define SEG  (1u << 20)
-#define PAGE 8192u
+#define SEG         (1u << 20)
+#define PAGE        8192u
 #define PG_EPOCH_US (INT64_C(946684800) * 1000000)
 
 struct walgen {
@@ -624,10 +624,10 @@ static void test_wal_scan(void **state)
         walgen_init(&g, UINT64_C(0x300000000) + 3 * SEG, 2, 100);
         walgen_commit(&g, t0, 0x00);
         for (int i = 0; i < 5; i++)
-                walgen_filler(&g, 3000); /* crosses page boundaries */
-        walgen_commit(&g, t0 + 5, 0x20); /* an abort is a recovery target too */
+                walgen_filler(&g, 3000);                 /* crosses page boundaries */
+        walgen_commit(&g, t0 + 5, 0x20);                 /* an abort is a recovery target too */
         walgen_filler(&g, PAGE - g.pos % PAGE - 24 - 8); /* ends 8 bytes before a page */
-        walgen_commit(&g, t0 + 9, 0x30); /* its header is split across the pages */
+        walgen_commit(&g, t0 + 9, 0x30);                 /* its header is split across the pages */
         walgen_record(&g, 1, 0x10, "\xFF\x08\0\0\0\0\0\0\0\0", 10); /* a PREPARE: not a target */
         end = g.pos;
         assert_int_equal(tm_pg_wal_scan(g.seg, SEG, &sc), 0);
@@ -724,9 +724,9 @@ static void test_windows(void **state)
 
         (void)state;
         assert_int_equal(tm_pg_windows_get(f->r, "database", &ws), -ENOENT);
-        assert_int_equal(tm_pg_plan_pitr(f->r, "database", T * TM_NSEC_PER_SEC, &plan, err,
-                                         sizeof(err)),
-                         -ENOENT);
+        assert_int_equal(
+                tm_pg_plan_pitr(f->r, "database", T * TM_NSEC_PER_SEC, &plan, err, sizeof(err)),
+                -ENOENT);
         assert_non_null(strstr(err, "no PostgreSQL base backup"));
         base_snap(f, T + 5, 3, 1);
         push_seg(f, 1, 2, none, 0); /* before the base backup: not in a window */
@@ -767,40 +767,40 @@ static void test_windows(void **state)
         tm_pg_windows_dispose(&ws);
 
         /* plans: between two commits, from the first base backup */
-        assert_int_equal(tm_pg_plan_pitr(f->r, "database", (T + 25) * TM_NSEC_PER_SEC, &plan,
-                                         err, sizeof(err)),
+        assert_int_equal(tm_pg_plan_pitr(f->r, "database", (T + 25) * TM_NSEC_PER_SEC, &plan, err,
+                                         sizeof(err)),
                          0);
         assert_true(plan.base.time == (T + 5) * TM_NSEC_PER_SEC);
         assert_false(plan.to_end);
         tm_snapshot_dispose(&plan.base);
         /* on timeline 2 */
-        assert_int_equal(tm_pg_plan_pitr(f->r, "database", (T + 55) * TM_NSEC_PER_SEC, &plan,
-                                         err, sizeof(err)),
+        assert_int_equal(tm_pg_plan_pitr(f->r, "database", (T + 55) * TM_NSEC_PER_SEC, &plan, err,
+                                         sizeof(err)),
                          0);
         assert_true(plan.base.time == (T + 5) * TM_NSEC_PER_SEC);
         assert_int_equal(plan.window.tli, 2);
         assert_false(plan.to_end);
         tm_snapshot_dispose(&plan.base);
         /* at the last commit: replay to the end */
-        assert_int_equal(tm_pg_plan_pitr(f->r, "database", (T + 100) * TM_NSEC_PER_SEC, &plan,
-                                         err, sizeof(err)),
+        assert_int_equal(tm_pg_plan_pitr(f->r, "database", (T + 100) * TM_NSEC_PER_SEC, &plan, err,
+                                         sizeof(err)),
                          0);
         assert_true(plan.base.time == (T + 85) * TM_NSEC_PER_SEC);
         assert_true(plan.to_end);
         tm_snapshot_dispose(&plan.base);
         /* in the gap, before and after: refused with the windows and the gap */
         for (int64_t t = T + 70; t <= T + 200; t += 130) {
-                assert_int_equal(tm_pg_plan_pitr(f->r, "database", t * TM_NSEC_PER_SEC, &plan,
-                                                 err, sizeof(err)),
+                assert_int_equal(tm_pg_plan_pitr(f->r, "database", t * TM_NSEC_PER_SEC, &plan, err,
+                                                 sizeof(err)),
                                  -ERANGE);
                 assert_non_null(strstr(err, "outside the recoverable window of component "
                                             "'database': from 2025-01-07T10:00:05"));
                 assert_non_null(strstr(err, "to 2025-01-07T10:01:40"));
                 assert_non_null(strstr(err, "000000020000000000000007 is missing"));
         }
-        assert_int_equal(tm_pg_plan_pitr(f->r, "database", T * TM_NSEC_PER_SEC, &plan, err,
-                                         sizeof(err)),
-                         -ERANGE);
+        assert_int_equal(
+                tm_pg_plan_pitr(f->r, "database", T * TM_NSEC_PER_SEC, &plan, err, sizeof(err)),
+                -ERANGE);
         /* no target: the newest base backup, to the end */
         assert_int_equal(tm_pg_plan_pitr(f->r, "database", 0, &plan, err, sizeof(err)), 0);
         assert_true(plan.base.time == (T + 85) * TM_NSEC_PER_SEC && plan.to_end);

@@ -220,12 +220,12 @@ void tm_pg_time_format(int64_t ns, char *out, size_t n);
 
 /* What one WAL segment (or the written head of one) holds. */
 struct tm_pg_walscan {
-        uint32_t tli;              /* of its first page */
-        uint64_t start_lsn;        /* its first byte (a segment boundary) */
-        uint64_t end_lsn;          /* the end of its last complete record */
-        uint64_t records;          /* records that start in it */
-        uint64_t commits;          /* commit and abort records (recovery targets) */
-        int64_t first_commit_ns;   /* their times (server clock, UTC); 0 if none */
+        uint32_t tli;            /* of its first page */
+        uint64_t start_lsn;      /* its first byte (a segment boundary) */
+        uint64_t end_lsn;        /* the end of its last complete record */
+        uint64_t records;        /* records that start in it */
+        uint64_t commits;        /* commit and abort records (recovery targets) */
+        int64_t first_commit_ns; /* their times (server clock, UTC); 0 if none */
         int64_t last_commit_ns;
 };
 
@@ -275,8 +275,8 @@ struct tm_pg_walseg {
  * segsz: the WAL segment size (0: 16 MiB).
  * Returns 0 or -errno. Ownership: *ret is the caller's (free()).
  */
-int tm_pg_wal_index(tm_repo *repo, const char *component, uint64_t segsz,
-                    struct tm_pg_walseg **ret, size_t *ret_n);
+int tm_pg_wal_index(tm_repo *repo, const char *component, uint64_t segsz, struct tm_pg_walseg **ret,
+                    size_t *ret_n);
 
 /* A stretch of time the component can be recovered to, on one timeline. */
 struct tm_pg_window {
@@ -339,8 +339,8 @@ struct tm_pg_plan {
  * to B". Returns 0, -ERANGE (outside every window), -ENOENT (no base
  * backup), -errno. Ownership: dispose ret->base.
  */
-int tm_pg_plan_pitr(tm_repo *repo, const char *component, int64_t target_ns,
-                    struct tm_pg_plan *ret, char *err, size_t errlen);
+int tm_pg_plan_pitr(tm_repo *repo, const char *component, int64_t target_ns, struct tm_pg_plan *ret,
+                    char *err, size_t errlen);
 
 /**
  * tm_pg_pitr_restore() - restore plan's base backup into dir (created; mode
@@ -358,3 +358,53 @@ int tm_pg_pitr_restore(tm_repo *repo, const struct tm_pg_plan *plan, const char 
  * in restore_command), -ENOMEM.
  */
 int tm_pg_recovery_conf(tm_buf *out, const char *restore_command, int64_t target_ns);
+
+/* ---- WAL streaming from a replication slot ---- */
+
+/* Where a WAL stream stands (reported after every store). */
+struct tm_pg_stream_status {
+        uint32_t tli;
+        uint64_t received_lsn; /* end of the WAL received */
+        uint64_t stored_lsn;   /* end of the WAL committed to the repository (the slot's
+                                * flush position: the server keeps everything after it) */
+        uint64_t server_lsn;   /* the server's flushed end, as last reported */
+        int64_t caught_up_ns;  /* server time when stored == server end (0: not yet) */
+        int64_t last_commit_ns;
+        int64_t stored_at_ns;        /* our clock, at the last store */
+        uint64_t segments, partials; /* stored since the start */
+};
+
+struct tm_pg_stream_opts {
+        const char *conninfo;  /* libpq connection string; replication=true is added */
+        const char *component; /* "database" if NULL */
+        const char *slot;      /* physical slot, created if missing; "tidemark" if NULL */
+        /* the segment being written is stored (as "<segment>.partial",
+         * replacing the previous one) this often when it grew: the RPO
+         * under load (0: 1 s) */
+        int64_t partial_interval_ns;
+        int64_t status_interval_ns; /* standby status to the server (0: 10 s) */
+        const char *staging;        /* for the spool file; NULL: $TMPDIR or /var/tmp */
+        /* polled a few times a second: non-zero ends the stream cleanly
+         * (what was received is stored first) */
+        int (*should_stop)(void *userdata);
+        void (*on_status)(const struct tm_pg_stream_status *st, void *userdata);
+        void *userdata;
+};
+
+/**
+ * tm_pg_stream_run() - stream WAL like pg_receivewal, into the WAL component
+ * of the component: create the physical slot if missing, start at the
+ * segment after the last one stored (or re-read the one stored partial;
+ * with nothing stored, at the slot's restart position), store every
+ * completed segment as a snapshot with its extra.wal index, and the
+ * segment in progress as "<segment>.partial" every partial_interval_ns.
+ * The server is told the slot may advance only past what is committed to
+ * the repository, so a crash (kill -9) loses nothing: the next run
+ * re-reads from the slot. Follows timeline switches (the old timeline's
+ * last segment is stored as .partial, as PostgreSQL archives it). Runs
+ * until should_stop or an error.
+ * Returns 0 (stopped), -ECONNREFUSED, -EPROTO (logged with the server's
+ * message), -errno.
+ * Thread-safety: one stream per slot.
+ */
+int tm_pg_stream_run(tm_repo *repo, const struct tm_pg_stream_opts *o);

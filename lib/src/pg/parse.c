@@ -452,8 +452,7 @@ struct walrd {
  * WAL. Returns its info flags, or -1 where the valid WAL ends. */
 static int page_check(const struct walrd *w, size_t pos)
 {
-        if (pos + WAL_SHORT_PHD > w->n ||
-            (uint16_t)(w->p[pos] | w->p[pos + 1] << 8) != w->magic ||
+        if (pos + WAL_SHORT_PHD > w->n || (uint16_t)(w->p[pos] | w->p[pos + 1] << 8) != w->magic ||
             tm_get_u64le(w->p + pos + 8) != w->base + pos)
                 return -1;
         return w->p[pos + 2] | w->p[pos + 3] << 8;

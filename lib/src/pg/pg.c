@@ -357,12 +357,22 @@ int tm_pg_wal_fetch(tm_repo *repo, const char *component, const char *name, cons
 {
         struct tm_pg_walname w;
         struct tm_snapshot snap = { 0 };
-        char tmp[4096] = "", src[4200], *destcopy = NULL;
+        char tmp[4096] = "", src[4200], *destcopy = NULL, partial[64];
+        const char *stored_name = name;
         int r;
 
         if (!name || !dest || tm_pg_walname_parse(name, &w) < 0)
                 return -EINVAL;
         r = wal_find(repo, component, name, &snap);
+        if (r == -ENOENT && w.kind == TM_PG_WAL_SEGMENT) {
+                /* the segment being streamed is stored as .partial (zero
+                 * past what was received): recovery replays it up to its
+                 * last record, the end of what is stored */
+                snprintf(partial, sizeof(partial), "%s.partial", name);
+                r = wal_find(repo, component, partial, &snap);
+                if (r == 0)
+                        stored_name = partial;
+        }
         if (r < 0)
                 goto out;
         destcopy = strdup(dest);
@@ -371,14 +381,14 @@ int tm_pg_wal_fetch(tm_repo *repo, const char *component, const char *name, cons
                 goto out;
         }
         /* restore next to dest, so that the final rename is atomic */
-        r = wal_restore_tmp(repo, &snap, name, dirname(destcopy), tmp, sizeof(tmp));
+        r = wal_restore_tmp(repo, &snap, stored_name, dirname(destcopy), tmp, sizeof(tmp));
         if (r < 0) {
                 if (r == -ENOENT)
                         r = -EBADMSG; /* the snapshot exists but lacks its file */
                 tm_log_errno(TM_LOG_ERR, r, "cannot restore WAL file %s", name);
                 goto out;
         }
-        snprintf(src, sizeof(src), "%s/%s", tmp, name);
+        snprintf(src, sizeof(src), "%s/%s", tmp, stored_name);
         if (rename(src, dest) < 0)
                 r = tm_log_errno(TM_LOG_ERR, -errno, "cannot write '%s'", dest);
 out:
@@ -521,7 +531,7 @@ struct bb_result {
 };
 
 /* "16MB" (SHOW wal_segment_size) in bytes; 0 if not understood. */
-static uint64_t parse_size(const char *s)
+uint64_t tm_pg__parse_size(const char *s)
 {
         char *end = NULL;
         unsigned long long v;
@@ -541,7 +551,7 @@ static uint64_t parse_size(const char *s)
         return v;
 }
 
-static int pg_fail(PGconn *conn, int r, const char *what)
+int tm_pg__fail(PGconn *conn, int r, const char *what)
 {
         const char *m = conn ? PQerrorMessage(conn) : "";
         char msg[1024];
@@ -556,7 +566,7 @@ static int pg_fail(PGconn *conn, int r, const char *what)
 
 /* Server notices ("all required WAL segments have been archived") go to the
  * log, not straight to stderr. */
-static void pg_notice(void *arg, const char *message)
+void tm_pg__notice(void *arg, const char *message)
 {
         size_t n = strlen(message);
 
@@ -630,10 +640,10 @@ static int bb_run(const char *conninfo, const char *label, struct stage *stage,
         if (!conn)
                 return -ENOMEM;
         if (PQstatus(conn) != CONNECTION_OK) {
-                r = pg_fail(conn, -ECONNREFUSED, "cannot connect");
+                r = tm_pg__fail(conn, -ECONNREFUSED, "cannot connect");
                 goto out;
         }
-        PQsetNoticeProcessor(conn, pg_notice, NULL);
+        PQsetNoticeProcessor(conn, tm_pg__notice, NULL);
         ret->server_version = PQserverVersion(conn);
         if (ret->server_version < 150000) {
                 r = tm_log_errno(TM_LOG_ERR, -ENOTSUP,
@@ -643,15 +653,15 @@ static int bb_run(const char *conninfo, const char *label, struct stage *stage,
         }
         res = PQexec(conn, "IDENTIFY_SYSTEM");
         if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1 || PQnfields(res) < 2) {
-                r = pg_fail(conn, -EPROTO, "IDENTIFY_SYSTEM failed");
+                r = tm_pg__fail(conn, -EPROTO, "IDENTIFY_SYSTEM failed");
                 goto out;
         }
         snprintf(ret->sysid, sizeof(ret->sysid), "%s", PQgetvalue(res, 0, 0));
         PQclear(res);
         res = PQexec(conn, "SHOW wal_segment_size");
         if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1 || PQnfields(res) < 1 ||
-            !(ret->seg_size = parse_size(PQgetvalue(res, 0, 0)))) {
-                r = pg_fail(conn, -EPROTO, "SHOW wal_segment_size failed");
+            !(ret->seg_size = tm_pg__parse_size(PQgetvalue(res, 0, 0)))) {
+                r = tm_pg__fail(conn, -EPROTO, "SHOW wal_segment_size failed");
                 goto out;
         }
         PQclear(res);
@@ -660,7 +670,7 @@ static int bb_run(const char *conninfo, const char *label, struct stage *stage,
         snprintf(cmd, sizeof(cmd),
                  "BASE_BACKUP (LABEL '%s', CHECKPOINT 'fast', WAIT true, MANIFEST 'no')", label);
         if (!PQsendQuery(conn, cmd)) {
-                r = pg_fail(conn, -EPROTO, "cannot start BASE_BACKUP");
+                r = tm_pg__fail(conn, -EPROTO, "cannot start BASE_BACKUP");
                 goto out;
         }
         while ((res = PQgetResult(conn))) {
@@ -670,13 +680,15 @@ static int bb_run(const char *conninfo, const char *label, struct stage *stage,
                          * the end position */
                         if (tuples_seen == 0 || copy_done) {
                                 if (PQntuples(res) != 1 || PQnfields(res) < 2) {
-                                        r = pg_fail(conn, -EPROTO, "unexpected BASE_BACKUP reply");
+                                        r = tm_pg__fail(conn, -EPROTO,
+                                                        "unexpected BASE_BACKUP reply");
                                         goto out;
                                 }
                                 r = copy_lsn(copy_done ? ret->stop_lsn : ret->start_lsn,
                                              sizeof(ret->start_lsn), PQgetvalue(res, 0, 0));
                                 if (r < 0) {
-                                        r = pg_fail(conn, r, "bad LSN in the BASE_BACKUP reply");
+                                        r = tm_pg__fail(conn, r,
+                                                        "bad LSN in the BASE_BACKUP reply");
                                         goto out;
                                 }
                                 if (!copy_done)
@@ -711,7 +723,7 @@ static int bb_run(const char *conninfo, const char *label, struct stage *stage,
                                 }
                         }
                         if (len == -2) {
-                                r = pg_fail(conn, -EPROTO, "base backup stream failed");
+                                r = tm_pg__fail(conn, -EPROTO, "base backup stream failed");
                                 goto out;
                         }
                         r = tm_pg_tar_finish(&tar);
@@ -725,14 +737,14 @@ static int bb_run(const char *conninfo, const char *label, struct stage *stage,
                 case PGRES_COMMAND_OK:
                         break;
                 default:
-                        r = pg_fail(conn, -EPROTO, "BASE_BACKUP failed");
+                        r = tm_pg__fail(conn, -EPROTO, "BASE_BACKUP failed");
                         goto out;
                 }
                 PQclear(res);
                 res = NULL;
         }
         if (!copy_done || !ret->stop_lsn[0] || !ret->tli) {
-                r = pg_fail(conn, -EPROTO, "BASE_BACKUP ended without its end position");
+                r = tm_pg__fail(conn, -EPROTO, "BASE_BACKUP ended without its end position");
                 goto out;
         }
 out:

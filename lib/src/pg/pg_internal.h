@@ -16,3 +16,11 @@ int tm_pg__wal_store(tm_repo *repo, const char *comp, const char *name, int fd,
  * backup's manifest. Returns 0 or -EBADMSG. */
 int tm_pg__base_info(const struct tm_snapshot *base, uint64_t *ret_lsn, uint32_t *ret_tli,
                      uint64_t *ret_segsz);
+
+#include <libpq-fe.h>
+/* Log "PostgreSQL: what: <the connection's error message>", return r. */
+int tm_pg__fail(PGconn *conn, int r, const char *what);
+/* libpq notice processor: server notices go to the log. */
+void tm_pg__notice(void *arg, const char *message);
+/* "16MB" (SHOW wal_segment_size) in bytes; 0 if not understood. */
+uint64_t tm_pg__parse_size(const char *s);

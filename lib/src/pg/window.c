@@ -65,8 +65,8 @@ static void walseg_from(const struct tm_snapshot *s, const struct tm_pg_walname 
         json_decref(o);
 }
 
-int tm_pg_wal_index(tm_repo *repo, const char *component, uint64_t segsz,
-                    struct tm_pg_walseg **ret, size_t *ret_n)
+int tm_pg_wal_index(tm_repo *repo, const char *component, uint64_t segsz, struct tm_pg_walseg **ret,
+                    size_t *ret_n)
 {
         struct tm_snapshot *a = NULL;
         struct tm_pg_walseg *e = NULL;
@@ -145,8 +145,8 @@ static int push_gap(struct tm_pg_windows *ws, uint32_t tli, uint64_t segno, uint
         p = &ws->gaps[ws->n_gaps++];
         memset(p, 0, sizeof(*p));
         p->tli = tli;
-        snprintf(p->missing, sizeof(p->missing), "%08X%08X%08X", tli,
-                 (unsigned)(segno / per_log), (unsigned)(segno % per_log));
+        snprintf(p->missing, sizeof(p->missing), "%08X%08X%08X", tli, (unsigned)(segno / per_log),
+                 (unsigned)(segno % per_log));
         p->before_ns = before;
         return 0;
 }
@@ -294,16 +294,16 @@ void tm_pg_windows_format(const struct tm_pg_windows *w, char *out, size_t n)
 
                 tm_time_format_ns(w->w[i].earliest_ns, a, sizeof(a));
                 tm_time_format_ns(w->w[i].latest_ns, b, sizeof(b));
-                k = snprintf(out + len, n - len, "%sfrom %s to %s (timeline %u)", i ? ", " : "",
-                             a, b, w->w[i].tli);
+                k = snprintf(out + len, n - len, "%sfrom %s to %s (timeline %u)", i ? ", " : "", a,
+                             b, w->w[i].tli);
                 if (k < 0)
                         break;
                 len += (size_t)k;
         }
 }
 
-int tm_pg_plan_pitr(tm_repo *repo, const char *component, int64_t target_ns,
-                    struct tm_pg_plan *ret, char *err, size_t errlen)
+int tm_pg_plan_pitr(tm_repo *repo, const char *component, int64_t target_ns, struct tm_pg_plan *ret,
+                    char *err, size_t errlen)
 {
         struct tm_pg_windows ws = { 0 };
         struct tm_snapshot *a = NULL;
@@ -333,8 +333,8 @@ int tm_pg_plan_pitr(tm_repo *repo, const char *component, int64_t target_ns,
                         tm_time_format_ns(target_ns, when, sizeof(when));
                         tm_pg_windows_format(&ws, list, sizeof(list));
                         snprintf(err, errlen,
-                                 "%s is outside the recoverable window of component '%s': %s",
-                                 when, component, list);
+                                 "%s is outside the recoverable window of component '%s': %s", when,
+                                 component, list);
                         /* name the gaps: they are why a window ends early */
                         for (size_t g = 0; g < ws.n_gaps; g++) {
                                 size_t len = strlen(err);
@@ -382,8 +382,8 @@ int tm_pg_plan_pitr(tm_repo *repo, const char *component, int64_t target_ns,
          * end gives the same data, where a target time never passed would
          * make PostgreSQL stop without opening */
         ret->to_end = !target_ns ||
-                       (target_ns >= ws.w[wi].last_commit_ns &&
-                        (wi + 1 == ws.n || tm_id_cmp(&ws.w[wi + 1].base, &ws.w[wi].base) != 0));
+                      (target_ns >= ws.w[wi].last_commit_ns &&
+                       (wi + 1 == ws.n || tm_id_cmp(&ws.w[wi + 1].base, &ws.w[wi].base) != 0));
 out:
         tm_snapshot_array_free(a, na);
         tm_pg_windows_dispose(&ws);
@@ -417,12 +417,10 @@ int tm_pg_pitr_restore(tm_repo *repo, const struct tm_pg_plan *plan, const char 
         o.target = dir;
         r = tm_restore_run(repo, &plan->base, &o, &st);
         if (r < 0)
-                return tm_log_errno(TM_LOG_ERR, r, "cannot restore the base backup into '%s'",
-                                    dir);
+                return tm_log_errno(TM_LOG_ERR, r, "cannot restore the base backup into '%s'", dir);
         r = pgdata_fix(dir);
         if (r == 0)
-                r = tm_pg_recovery_write(dir, restore_command,
-                                         plan->to_end ? 0 : plan->target_ns);
+                r = tm_pg_recovery_write(dir, restore_command, plan->to_end ? 0 : plan->target_ns);
         if (r < 0)
                 return tm_log_errno(TM_LOG_ERR, r, "cannot write the recovery settings into '%s'",
                                     dir);
