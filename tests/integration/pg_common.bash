@@ -85,3 +85,28 @@ pg_recovers() {
         log "$what: exactly rows $got"
         as_pg "$PGBIN/pg_ctl" -D "$dir" -m fast stop >/dev/null
 }
+
+# stream_start CONNINFO: run tidemark wal-stream (slot tidemark_test) in the
+# background as postgres; STREAM_PID is the streamer itself (setpriv execs,
+# runuser would stay its parent), its log $T/stream<N>.log.
+STREAM_PID=
+N_STARTS=0
+stream_start() {
+        N_STARTS=$((N_STARTS + 1))
+        setpriv --reuid=postgres --regid=postgres --init-groups "$TMW" -v wal-stream \
+                --postgres "$1" --slot tidemark_test >"$T/stream$N_STARTS.log" 2>&1 &
+        STREAM_PID=$!
+        [[ $N_STARTS -gt 1 ]] || on_exit '[[ -z $STREAM_PID ]] || kill -9 $STREAM_PID 2>/dev/null || true'
+        wait_for 20 "the streamer to start" grep -qs "streaming WAL from" "$T/stream$N_STARTS.log"
+}
+
+# wal_stored_until EPOCH: the last recoverable window reaches EPOCH (seconds).
+wal_stored_until() {
+        run as_pg "$TMW" --json wal-status --component database
+        [[ $RUN_RC -eq 0 ]] && python3 - "$RUN_OUT" "$1" <<'EOF'
+import datetime, json, sys
+w = json.loads(sys.argv[1])["windows"]
+latest = datetime.datetime.strptime(w[-1]["latest"][:26] + "Z", "%Y-%m-%dT%H:%M:%S.%fZ")
+sys.exit(0 if latest.replace(tzinfo=datetime.timezone.utc).timestamp() >= float(sys.argv[2]) - 1e-6 else 1)
+EOF
+}

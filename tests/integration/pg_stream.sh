@@ -17,19 +17,8 @@ pg_primary "$T/primary" "$PORT"
 psql1() { psql_at "$PORT" "$@"; }
 CONN="host=$T/sock port=$PORT user=postgres"
 
-STREAM_PID=
-N_STARTS=0
-# setpriv execs (runuser would stay the parent): $! is the streamer itself
-stream_start() {
-        N_STARTS=$((N_STARTS + 1))
-        setpriv --reuid=postgres --regid=postgres --init-groups "$TMW" -v wal-stream \
-                --postgres "$CONN" --slot tidemark_test >"$T/stream$N_STARTS.log" 2>&1 &
-        STREAM_PID=$!
-        wait_for 20 "the streamer to start" grep -qs "streaming WAL from" "$T/stream$N_STARTS.log"
-}
-on_exit '[[ -z $STREAM_PID ]] || kill -9 $STREAM_PID 2>/dev/null || true'
 
-stream_start
+stream_start "$CONN"
 psql1 -c "CREATE TABLE t (id int PRIMARY KEY, ts timestamptz NOT NULL DEFAULT clock_timestamp())"
 psql1 -c "INSERT INTO t (id) VALUES (1)"
 run as_pg "$TMW" backup --component database --postgres "$CONN"
@@ -46,13 +35,14 @@ STREAM_PID=
 restart=$(psql1 -c "SELECT restart_lsn FROM pg_replication_slots WHERE slot_name = 'tidemark_test'")
 log "streamer killed; the slot holds WAL from $restart"
 # the server notices the broken connection and frees the slot
-wait_for 20 "the slot to be released" test "$(psql1 -c "SELECT active FROM pg_replication_slots WHERE slot_name = 'tidemark_test'")" = f
+slot_free() { [[ $(psql1 -c "SELECT active FROM pg_replication_slots WHERE slot_name = 'tidemark_test'") == f ]]; }
+wait_for 20 "the slot to be released" slot_free
 insert 9 16
 ts_k=$(psql1 -c "SELECT extract(epoch FROM ts) FROM t WHERE id = 12")
 TARGET=$(epoch_iso "$ts_k" 0.05)
 expect=$(psql1 -c "SELECT string_agg(id::text, ',' ORDER BY id) FROM t WHERE ts <= '$TARGET'")
 [[ $expect == "$(seq -s, 1 12)" ]] || fail "test setup: rows at or before T are '$expect'"
-stream_start
+stream_start "$CONN"
 insert 17 18
 last=$(psql1 -c "SELECT extract(epoch FROM max(ts)) FROM t")
 # everything is stored once the window reaches the last commit

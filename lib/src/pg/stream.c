@@ -39,6 +39,7 @@ struct stream {
         int64_t recv_caught_up_ns;         /* server time when received covered the server's end */
         int64_t stored_caught_up_ns;       /* the same, as last stored */
         int64_t last_partial, last_status; /* monotonic */
+        uint64_t slot_restart;             /* the slot's position when we started */
         struct tm_pg_stream_status st;
 };
 
@@ -86,7 +87,11 @@ static int send_status(struct stream *s, int reply)
 
         m[0] = 'r';
         put_be64(m + 1, s->st.received_lsn);
-        put_be64(m + 9, s->st.stored_lsn);
+        /* a physical slot takes the flush position as its restart point
+         * even backwards, and a checkpoint may then invalidate it: until
+         * what is stored passes where the slot stood, say nothing
+         * (InvalidXLogRecPtr) */
+        put_be64(m + 9, s->st.stored_lsn >= s->slot_restart ? s->st.stored_lsn : 0);
         put_be64(m + 17, 0); /* applied: nothing is applied here */
         put_be64(m + 25, (uint64_t)(now_us - PG_EPOCH_UNIX_US));
         m[33] = (uint8_t)reply;
@@ -284,14 +289,27 @@ static int stream_connect(struct stream *s, uint32_t *ret_tli, uint64_t *ret_pos
                 goto out;
         }
         PQclear(res);
-        snprintf(cmd, sizeof(cmd), "READ_REPLICATION_SLOT %s", s->slot);
-        res = exec_ok(s, cmd, PGRES_TUPLES_OK);
-        if (!res || PQntuples(res) != 1 || PQnfields(res) < 2) {
-                r = -EPROTO;
-                goto out;
-        }
-        *ret_restart = 0;
-        if (PQgetisnull(res, 0, 0)) {
+        /* read, create if missing, read again: CREATE answers no position
+         * for a physical slot */
+        for (int pass = 0; pass < 2; pass++) {
+                snprintf(cmd, sizeof(cmd), "READ_REPLICATION_SLOT %s", s->slot);
+                res = exec_ok(s, cmd, PGRES_TUPLES_OK);
+                if (!res || PQntuples(res) != 1 || PQnfields(res) < 2) {
+                        r = -EPROTO;
+                        goto out;
+                }
+                *ret_restart = 0;
+                if (!PQgetisnull(res, 0, 0)) {
+                        if (strcmp(PQgetvalue(res, 0, 0), "physical") != 0) {
+                                r = tm_log_errno(TM_LOG_ERR, -EINVAL,
+                                                 "replication slot '%s' is %s, not physical",
+                                                 s->slot, PQgetvalue(res, 0, 0));
+                                goto out;
+                        }
+                        if (!PQgetisnull(res, 0, 1))
+                                tm_pg_lsn_parse(PQgetvalue(res, 0, 1), ret_restart);
+                        break;
+                }
                 PQclear(res);
                 snprintf(cmd, sizeof(cmd), "CREATE_REPLICATION_SLOT %s PHYSICAL RESERVE_WAL",
                          s->slot);
@@ -301,12 +319,8 @@ static int stream_connect(struct stream *s, uint32_t *ret_tli, uint64_t *ret_pos
                         goto out;
                 }
                 tm_log(TM_LOG_INFO, "created the physical replication slot '%s'", s->slot);
-        } else if (strcmp(PQgetvalue(res, 0, 0), "physical") != 0) {
-                r = tm_log_errno(TM_LOG_ERR, -EINVAL, "replication slot '%s' is %s, not physical",
-                                 s->slot, PQgetvalue(res, 0, 0));
-                goto out;
-        } else if (!PQgetisnull(res, 0, 1)) {
-                tm_pg_lsn_parse(PQgetvalue(res, 0, 1), ret_restart);
+                PQclear(res);
+                res = NULL;
         }
 out:
         PQclear(res);
@@ -542,6 +556,7 @@ int tm_pg_stream_run(tm_repo *repo, const struct tm_pg_stream_opts *o)
                 r = -ENOMEM;
                 goto out;
         }
+        s.slot_restart = restart;
         r = start_point(&s, server_tli, server_pos, restart, &tli, &lsn, &partial, &have_partial);
         if (r == 0)
                 r = start_replication(&s, tli, lsn);
