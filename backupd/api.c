@@ -575,7 +575,9 @@ static int api_components(struct tm_http_req *rq, json_t *body, json_t **ret)
                         list,
                         json_pack("{s:s, s:s, s:s, s:o, s:{s:i, s:i, s:i, s:i, s:i, s:i}}", "name",
                                   cc->name, "type",
-                                  cc->type == TM_COMPONENT_FILES ? "files" : "command", "tier",
+                                  cc->type == TM_COMPONENT_FILES     ? "files"
+                                  : cc->type == TM_COMPONENT_POSTGRES ? "postgres"
+                                                                      : "command", "tier",
                                   tm_tier_name(cc->tier), "schedule", sch, "retention", "keep_last",
                                   cc->keep.last, "keep_hourly", cc->keep.hourly, "keep_daily",
                                   cc->keep.daily, "keep_weekly", cc->keep.weekly, "keep_monthly",

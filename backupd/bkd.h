@@ -17,6 +17,7 @@
 
 struct bkd_watcher;
 struct bkd_replica;
+struct bkd_pg_stream;
 
 #define BKD_QUEUE_MAX    1000
 #define BKD_MAX_ATTEMPTS 3
@@ -63,6 +64,9 @@ struct bkd {
         /* one thread per component with schedule.continuous (jobs.c) */
         struct bkd_watcher *watchers;
         size_t n_watchers;
+        /* one per postgres component; a WAL stream thread with schedule.continuous (pg.c) */
+        struct bkd_pg_stream *pg_streams;
+        size_t n_pg_streams;
 
         struct bkd_replica *replica; /* replica.c; NULL before start */
 
@@ -114,6 +118,22 @@ int bkd_replica_start(struct bkd *b);
 void bkd_replica_kick(struct bkd *b);
 void bkd_replica_stop(struct bkd *b);
 void bkd_replica_metrics(struct bkd *b);
+/* Is the daemon shutting down? */
+int bkd_is_stopping(struct bkd *b);
+
+/* pg.c: postgres components */
+/* A base backup of cc (its full, differential and incremental strategies);
+ * err gets a one-line reason on failure. */
+int bkd_pg_backup(struct bkd *b, tm_repo *repo, const struct tm_component_conf *cc,
+                  const char *const *tags, size_t n_tags, struct tm_snapshot *ret, char *err,
+                  size_t errlen);
+/* Start the supervised WAL streams (schedule.continuous = on). */
+int bkd_pg_start(struct bkd *b);
+/* Join them (after bkd_is_stopping() turned true). */
+void bkd_pg_stop(struct bkd *b);
+void bkd_pg_metrics_define(struct bkd *b);
+/* dr_rpo_seconds and the streams' gauges. */
+void bkd_pg_metrics(struct bkd *b);
 
 /* api.c */
 extern const struct tm_http_route bkd_routes[];

@@ -18,6 +18,7 @@
 
 #include <tidemark/log.h>
 #include <tidemark/ops.h>
+#include <tidemark/pg.h>
 #include <tidemark/time.h>
 #include <tidemark/tree.h>
 #include <tidemark/watch.h>
@@ -115,6 +116,7 @@ void bkd_metrics_define(struct bkd *b)
         tm_metrics_define(m, "backup_jobs_running", TM_METRIC_GAUGE, "Jobs running now", NULL, 0);
         tm_metrics_define(m, "backup_jobs_queued", TM_METRIC_GAUGE, "Jobs waiting for a worker",
                           NULL, 0);
+        bkd_pg_metrics_define(b);
 }
 
 static const char *component_tier(struct bkd *b, const char *component)
@@ -243,6 +245,7 @@ void bkd_metrics_refresh(struct bkd *b)
                 }
         }
         bkd_replica_metrics(b);
+        bkd_pg_metrics(b);
 }
 
 /* Latest snapshot size per component and strategy, at start. */
@@ -358,6 +361,16 @@ static json_t *run_retention(struct bkd *b, tm_repo *repo, const struct tm_compo
                 removed++;
         }
         json_object_set_new(out, "kept", json_integer((json_int_t)(n - removed)));
+        if (cc->type == TM_COMPONENT_POSTGRES) {
+                /* the WAL only the forgotten base backups needed */
+                size_t wal_removed = 0;
+
+                r = tm_pg_wal_retention(repo, cc->name, NULL, 0, 0, &wal_removed, NULL);
+                if (r < 0)
+                        goto out;
+                json_object_set_new(out, "wal_forgotten", json_integer((json_int_t)wal_removed));
+                removed += wal_removed;
+        }
         if (removed && b->cfg->prune) {
                 struct tm_prune_opts po = TM_PRUNE_OPTS_INIT;
                 struct tm_prune_stats ps;
@@ -419,7 +432,11 @@ static int run_backup(struct bkd *b, struct tm_job *job)
         o.userdata = &pc;
         o.excludes = (const char *const *)cc->excludes;
         o.n_excludes = cc->n_excludes;
-        if (cc->type == TM_COMPONENT_FILES) {
+        if (cc->type == TM_COMPONENT_POSTGRES) {
+                r = bkd_pg_backup(b, repo, cc, tags, 2, &snap, job->error, sizeof(job->error));
+                if (r < 0)
+                        goto out;
+        } else if (cc->type == TM_COMPONENT_FILES) {
                 o.paths = (const char *const *)cc->paths;
                 o.n_paths = cc->n_paths;
         } else {
@@ -434,7 +451,8 @@ static int run_backup(struct bkd *b, struct tm_job *job)
                 o.stdin_fd = fd;
                 o.stdin_filename = filename;
         }
-        r = tm_backup_run(repo, &o, &snap);
+        if (cc->type != TM_COMPONENT_POSTGRES)
+                r = tm_backup_run(repo, &o, &snap);
         if (fd >= 0) {
                 close(fd); /* a command still writing gets EPIPE and ends */
                 fd = -1;
@@ -934,6 +952,11 @@ static int is_stopping(struct bkd *b)
         return s;
 }
 
+int bkd_is_stopping(struct bkd *b)
+{
+        return is_stopping(b);
+}
+
 /*
  * Watch a component's tree and queue a "continuous" backup when something
  * changed and the last one started at least continuous_interval ago. The
@@ -1019,7 +1042,8 @@ static int watchers_start(struct bkd *b)
         int r;
 
         for (size_t c = 0; c < b->cfg->n_components; c++)
-                n += b->cfg->components[c].continuous;
+                n += b->cfg->components[c].continuous &&
+                     b->cfg->components[c].type == TM_COMPONENT_FILES;
         if (!n)
                 return 0;
         b->watchers = calloc(n, sizeof(*b->watchers));
@@ -1031,7 +1055,7 @@ static int watchers_start(struct bkd *b)
                 struct tm_watch_opts o = { (const char *const *)cc->paths, cc->n_paths, ign,
                                            n_ign };
 
-                if (!cc->continuous)
+                if (!cc->continuous || cc->type != TM_COMPONENT_FILES)
                         continue;
                 bw->b = b;
                 bw->cc = cc;
@@ -1102,6 +1126,9 @@ int bkd_jobs_start(struct bkd *b)
         if (r < 0)
                 return r;
         b->sched_started = 1;
+        r = bkd_pg_start(b);
+        if (r < 0)
+                return r;
         return watchers_start(b);
 }
 
@@ -1125,6 +1152,7 @@ int bkd_jobs_stop(struct bkd *b, int timeout_s)
                 pthread_join(b->sched, NULL);
         b->sched_started = 0;
         watchers_stop(b);
+        bkd_pg_stop(b);
         if (r == 0) {
                 for (int i = 0; i < b->n_workers; i++)
                         pthread_join(b->workers[i], NULL);

@@ -170,6 +170,11 @@ int cli_cmd_thaw(void);
 int cli_thaw_snapshots(tm_repo *repo, const struct tm_snapshot *snaps, size_t n, int wait);
 int cli_cmd_wal_stream(void);
 int cli_cmd_wal_status(void);
+/* After forget applied a policy to a component's snapshots (group, as they
+ * were): if they include PostgreSQL base backups, drop the WAL files no
+ * remaining base backup needs (honours --dry-run). Returns 0 or -errno. */
+int cli_pg_wal_retention(tm_repo *repo, const char *component, const struct tm_snapshot *group,
+                         size_t n);
 /* Does this backup command ask for a PostgreSQL base backup (--postgres, or
  * TIDEMARK_PG_CONNINFO with no paths)? */
 int cli_pg_backup_wanted(void);

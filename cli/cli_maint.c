@@ -310,7 +310,8 @@ static int forget_policy(tm_repo *repo)
                                         comp);
                         continue;
                 }
-                if (forget_group(repo, comp, group, k, out) < 0)
+                if (forget_group(repo, comp, group, k, out) < 0 ||
+                    cli_pg_wal_retention(repo, comp, group, k) < 0)
                         failed = 1;
         }
         if (n == 0 && !cli_opts.json)

@@ -115,65 +115,29 @@ out:
         return r < 0 ? CLI_EXIT_FAIL : CLI_EXIT_OK;
 }
 
-/* Append one shell word in single quotes. */
-static int shell_word(tm_buf *b, const char *s)
-{
-        int r = tm_buf_append(b, b->len ? " '" : "'", b->len ? 2 : 1);
-
-        for (; r == 0 && *s; s++)
-                r = *s == '\'' ? tm_buf_append(b, "'\\''", 4) : tm_buf_append(b, s, 1);
-        return r < 0 ? r : tm_buf_append(b, "'", 1);
-}
-
-static int shell_path(tm_buf *b, const char *p)
-{
-        char abs[PATH_MAX];
-
-        return shell_word(b, realpath(p, abs) ? abs : p);
-}
-
 /* The restore_command: this very binary with the repository options given
  * on the command line, since the server's environment has none of them. */
 static int restore_command(tm_buf *b, uid_t server_uid)
 {
-        char exe[PATH_MAX];
+        char exe[PATH_MAX], repo[PATH_MAX], pwabs[PATH_MAX], cat[PATH_MAX];
         const char *pw =
                 cli_opts.password_file ? cli_opts.password_file : getenv("TIDEMARK_PASSWORD_FILE");
+        const char *catalog = NULL;
         ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
-        int r;
 
         if (n <= 0)
                 return -errno;
         exe[n] = '\0';
-        r = shell_word(b, exe);
-        if (r == 0)
-                r = shell_word(b, "-q");
-        if (r == 0)
-                r = shell_word(b, "-r");
-        if (r == 0)
-                r = shell_path(b, cli_opts.repo);
-        if (r == 0 && pw) {
-                r = shell_word(b, "--password-file");
-                if (r == 0)
-                        r = shell_path(b, pw);
-        } else if (r == 0) {
+        if (!pw)
                 cli_warn("no --password-file: the server needs TIDEMARK_PASSWORD or "
                          "TIDEMARK_PASSWORD_FILE in its environment for restore_command");
-        }
         /* the catalog is a per-user cache: the server's user cannot write
          * another user's, so it then uses its own default one */
-        if (r == 0 && cli_opts.catalog && server_uid == geteuid()) {
-                r = shell_word(b, "--catalog");
-                if (r == 0)
-                        r = shell_path(b, cli_opts.catalog);
-        }
-        if (r == 0)
-                r = shell_word(b, "--component");
-        if (r == 0)
-                r = shell_word(b, pg_component());
-        if (r == 0)
-                r = tm_buf_printf(b, " wal-fetch %%f %%p");
-        return r;
+        if (cli_opts.catalog && server_uid == geteuid())
+                catalog = realpath(cli_opts.catalog, cat) ? cat : cli_opts.catalog;
+        return tm_pg_restore_command(b, exe, realpath(cli_opts.repo, repo) ? repo : cli_opts.repo,
+                                     pw ? (realpath(pw, pwabs) ? pwabs : pw) : NULL, catalog,
+                                     pg_component());
 }
 
 int cli_cmd_pg_restore(void)
@@ -378,4 +342,40 @@ int cli_cmd_wal_status(void)
         r = ws.n_gaps ? CLI_EXIT_FAIL : CLI_EXIT_OK;
         tm_pg_windows_dispose(&ws);
         return r;
+}
+
+int cli_pg_wal_retention(tm_repo *repo, const char *component, const struct tm_snapshot *group,
+                         size_t n)
+{
+        size_t removed = 0, kept = 0, n_gone = 0, i;
+        tm_id *gone = NULL;
+        int *keep = NULL, r;
+        char comp[256];
+
+        for (i = 0; i < n && !tm_pg_snapshot_is_base_backup(&group[i]); i++)
+                ;
+        if (i == n || tm_pg_wal_component(component, comp, sizeof(comp)) < 0)
+                return 0;
+        /* a dry run forgot nothing: count as if the policy's victims were gone */
+        gone = calloc(n, sizeof(*gone));
+        keep = calloc(n, sizeof(*keep));
+        r = gone && keep ? 0 : -ENOMEM;
+        if (r == 0 && cli_opts.dry_run) {
+                r = tm_forget_plan(group, n, &cli_opts.policy, keep, NULL);
+                for (i = 0; r == 0 && i < n; i++)
+                        if (!keep[i])
+                                gone[n_gone++] = group[i].id;
+        }
+        if (r == 0)
+                r = tm_pg_wal_retention(repo, component, gone, n_gone, cli_opts.dry_run, &removed,
+                                        &kept);
+        free(gone);
+        free(keep);
+        if (r < 0)
+                return cli_error_errno(r, "WAL retention of component '%s' failed", component), r;
+        if (!cli_opts.json)
+                cli_out("component '%s': %s%zu WAL file(s) no kept base backup needs, %zu "
+                        "kept\n",
+                        comp, cli_opts.dry_run ? "would remove " : "removed ", removed, kept);
+        return 0;
 }

@@ -808,6 +808,135 @@ static void test_windows(void **state)
         tmt_fix_free(f);
 }
 
+static void test_retention_and_damage(void **state)
+{
+        struct tmt_fix *f = tmt_fix_new();
+        const int64_t T = 1736244000, none[] = { 0 }, c[] = { T + 50, 0 };
+        size_t removed = 99, kept = 99;
+        char msg[512], p[PATH_MAX];
+        struct tm_snapshot *a = NULL;
+        size_t n = 0;
+
+        (void)state;
+        /* no base backup: nothing is known to be unneeded */
+        push_seg(f, 1, 1, none, 0);
+        assert_int_equal(tm_pg_wal_retention(f->r, "database", NULL, 0, 0, &removed, &kept), 0);
+        assert_true(removed == 0);
+        for (unsigned i = 2; i <= 5; i++)
+                push_seg(f, 1, i, i == 5 ? c : none, 0);
+        push_seg(f, 1, 2, none, 1); /* a .partial of 2 too */
+        tmt_path(p, sizeof(p), f->src, "00000002.history");
+        tmt_write(p, "1\t0/3000000\tx\n", 14);
+        assert_int_equal(tm_pg_wal_push(f->r, "database", p), 0);
+        base_snap(f, T + 10, 2, 1);
+        base_snap(f, T + 40, 4, 1);
+        /* both base backups kept: segment 1 only goes */
+        assert_int_equal(tm_pg_wal_retention(f->r, "database", NULL, 0, 1, &removed, &kept), 0);
+        assert_true(removed == 1 && kept == 6);
+        assert_int_equal(tm_pg_wal_retention(f->r, "database", NULL, 0, 0, &removed, &kept), 0);
+        assert_true(removed == 1 && kept == 6);
+        /* the first base backup forgotten: 2 and its .partial, 3 go; 4, 5
+         * and the history stay */
+        assert_int_equal(tm_repo_snapshot_list(f->r, "database", &a, &n), 0);
+        assert_int_equal(n, 2);
+        /* a dry run counts as if the first one were gone */
+        assert_int_equal(tm_pg_wal_retention(f->r, "database", &a[0].id, 1, 1, &removed, &kept), 0);
+        assert_true(removed == 3 && kept == 3);
+        assert_int_equal(tm_repo_snapshot_remove(f->r, &a[0].id), 0);
+        tm_snapshot_array_free(a, n);
+        assert_int_equal(tm_pg_wal_retention(f->r, "database", NULL, 0, 0, &removed, &kept), 0);
+        assert_true(removed == 3 && kept == 3);
+        assert_int_equal(tm_pg_wal_fetch(f->r, "database", "000000010000000000000003", p), -ENOENT);
+
+        /* a damaged WAL file names the window it breaks */
+        assert_int_equal(tm_pg_wal_damage_window(f->r, "database-wal", "000000010000000000000005",
+                                                 msg, sizeof(msg)),
+                         0);
+        assert_non_null(strstr(msg, "the recoverable window of component 'database' from "
+                                    "2025-01-07T10:00:40"));
+        assert_non_null(strstr(msg, "(timeline 1) is broken at WAL file 000000010000000000000005"));
+        assert_int_equal(tm_pg_wal_damage_window(f->r, "database-wal", "000000010000000000000009",
+                                                 msg, sizeof(msg)),
+                         -ENOENT);
+        assert_int_equal(
+                tm_pg_wal_damage_window(f->r, "database-wal", "00000002.history", msg, sizeof(msg)),
+                -ENOENT);
+        assert_int_equal(tm_pg_wal_damage_window(f->r, "plugins", "000000010000000000000005", msg,
+                                                 sizeof(msg)),
+                         -ENOENT);
+        tmt_fix_free(f);
+}
+
+static void test_conninfo_and_lsn(void **state)
+{
+        struct tm_pg_conn c = { 0 };
+        char *s = NULL, buf[24];
+        uint64_t lsn = 0;
+
+        (void)state;
+        unsetenv("POSTGRES_HOST");
+        unsetenv("POSTGRES_PASSWORD");
+        assert_int_equal(tm_pg_conninfo(&c, &s), 0);
+        assert_string_equal(s, "");
+        free(s);
+        setenv("POSTGRES_HOST", "db.example", 1);
+        setenv("POSTGRES_PASSWORD", "it's a \\secret", 1);
+        c.port = "5433";
+        c.user = "tidemark";
+        c.extra = "sslmode=require";
+        assert_int_equal(tm_pg_conninfo(&c, &s), 0);
+        assert_string_equal(s, "host='db.example' port='5433' user='tidemark' "
+                               "password='it\\'s a \\\\secret' sslmode=require");
+        free(s);
+        /* a passfile wins over the environment's password; host overrides */
+        c.host = "/run/postgresql";
+        c.passfile = "/etc/pgpass";
+        c.extra = NULL;
+        assert_int_equal(tm_pg_conninfo(&c, &s), 0);
+        assert_string_equal(s, "host='/run/postgresql' port='5433' user='tidemark' "
+                               "passfile='/etc/pgpass'");
+        free(s);
+        unsetenv("POSTGRES_HOST");
+        unsetenv("POSTGRES_PASSWORD");
+
+        tm_pg_lsn_format(UINT64_C(0x1600000028), buf, sizeof(buf));
+        assert_string_equal(buf, "16/28");
+        assert_int_equal(tm_pg_lsn_parse("16/28", &lsn), 0);
+        assert_true(lsn == UINT64_C(0x1600000028));
+        assert_int_equal(tm_pg_lsn_parse("0/3000060", &lsn), 0);
+        assert_true(lsn == 0x3000060);
+        assert_int_equal(tm_pg_lsn_parse("0/30000G0", &lsn), -EINVAL);
+        assert_int_equal(tm_pg_lsn_parse("3000060", &lsn), -EINVAL);
+        assert_int_equal(tm_pg_lsn_parse("0/1 ", &lsn), -EINVAL);
+        assert_int_equal(tm_pg_lsn_parse(NULL, &lsn), -EINVAL);
+}
+
+static void test_stream_and_pitr_errors(void **state)
+{
+        struct tmt_fix *f = tmt_fix_new();
+        struct tm_pg_stream_opts o = { 0 };
+        struct tm_pg_plan plan = { 0 };
+        tm_buf conf = TM_BUF_INIT(4096);
+
+        (void)state;
+        assert_int_equal(tm_pg_stream_run(f->r, &o), -EINVAL); /* no conninfo */
+        o.conninfo = "host=/nonexistent-socket-dir port=1 connect_timeout=2";
+        o.slot = "Bad-Slot";
+        assert_int_equal(tm_pg_stream_run(f->r, &o), -EINVAL);
+        o.slot = NULL;
+        o.staging = f->dir;
+        assert_int_equal(tm_pg_stream_run(f->r, &o), -ECONNREFUSED);
+        assert_int_equal(tmt_snapshot_count(f->r), 0);
+        assert_int_equal(tm_pg_pitr_restore(f->r, &plan, NULL, "cmd", NULL), -EINVAL);
+        assert_int_equal(tm_pg_recovery_conf(&conf, "a\nb", 0), -EINVAL);
+        assert_int_equal(tm_pg_recovery_conf(&conf, "", 0), -EINVAL);
+        tm_buf_clear(&conf);
+        assert_int_equal(tm_pg_recovery_conf(&conf, "fetch %f %p", 0), 0);
+        assert_null(strstr((const char *)conf.data, "recovery_target_time ="));
+        tm_buf_dispose(&conf);
+        tmt_fix_free(f);
+}
+
 /* tm_backup_opts.fixed_block_paths (used for relation files): matching
  * files are cut on fixed blocks, and an in-place change of one byte adds
  * one block; other files keep content-defined chunks. */
@@ -912,12 +1041,21 @@ static void test_backup_errors(void **state)
 int main(void)
 {
         const struct CMUnitTest tests[] = {
-                cmocka_unit_test(test_walname),        cmocka_unit_test(test_walhdr),
-                cmocka_unit_test(test_wal_validate),   cmocka_unit_test(test_tar_slicings),
-                cmocka_unit_test(test_tar_hostile),    cmocka_unit_test(test_time_and_component),
-                cmocka_unit_test(test_recovery_write), cmocka_unit_test(test_wal_push_fetch),
-                cmocka_unit_test(test_wal_scan),       cmocka_unit_test(test_windows),
-                cmocka_unit_test(test_fixed_blocks),   cmocka_unit_test(test_backup_errors),
+                cmocka_unit_test(test_walname),
+                cmocka_unit_test(test_walhdr),
+                cmocka_unit_test(test_wal_validate),
+                cmocka_unit_test(test_tar_slicings),
+                cmocka_unit_test(test_tar_hostile),
+                cmocka_unit_test(test_time_and_component),
+                cmocka_unit_test(test_recovery_write),
+                cmocka_unit_test(test_wal_push_fetch),
+                cmocka_unit_test(test_wal_scan),
+                cmocka_unit_test(test_windows),
+                cmocka_unit_test(test_retention_and_damage),
+                cmocka_unit_test(test_conninfo_and_lsn),
+                cmocka_unit_test(test_stream_and_pitr_errors),
+                cmocka_unit_test(test_fixed_blocks),
+                cmocka_unit_test(test_backup_errors),
         };
 
         return cmocka_run_group_tests(tests, NULL, NULL);

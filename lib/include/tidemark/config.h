@@ -32,7 +32,7 @@ int64_t tm_schedule_next(const struct tm_schedule *s, int64_t after);
 
 /* ---- the file ---- */
 enum tm_tier { TM_TIER_CRITICAL, TM_TIER_HIGH, TM_TIER_STANDARD, TM_TIER_DEVELOPMENT };
-enum tm_component_type { TM_COMPONENT_FILES, TM_COMPONENT_COMMAND };
+enum tm_component_type { TM_COMPONENT_FILES, TM_COMPONENT_COMMAND, TM_COMPONENT_POSTGRES };
 /* strategy indexes of tm_component_conf.schedule */
 enum tm_strategy { TM_STRATEGY_FULL, TM_STRATEGY_DIFFERENTIAL, TM_STRATEGY_INCREMENTAL };
 #define TM_STRATEGY_COUNT 3
@@ -61,6 +61,11 @@ struct tm_component_conf {
          * below the paths changes (inotify, see watch.h) */
         int continuous;
         int64_t continuous_interval_ns; /* continuous_interval; default 60 s */
+        /* type = postgres: the server (host, port, user, passfile, extra
+         * libpq keywords in conninfo; tm_pg_conninfo() adds POSTGRES_HOST /
+         * POSTGRES_PASSWORD), the replication slot of its WAL stream
+         * (schedule.continuous = on), and where base backups are staged */
+        char *pg_host, *pg_port, *pg_user, *pg_passfile, *pg_conninfo, *pg_slot, *pg_staging;
 };
 
 /*

@@ -408,3 +408,60 @@ struct tm_pg_stream_opts {
  * Thread-safety: one stream per slot.
  */
 int tm_pg_stream_run(tm_repo *repo, const struct tm_pg_stream_opts *o);
+
+/* ---- connection settings ---- */
+
+struct tm_pg_conn {
+        const char *host;     /* NULL: $POSTGRES_HOST, else libpq's default */
+        const char *port;     /* NULL: libpq's default */
+        const char *user;     /* NULL: libpq's default */
+        const char *passfile; /* a .pgpass file; NULL: $POSTGRES_PASSWORD if set */
+        const char *extra;    /* more libpq keywords ("sslmode=require ..."); may be NULL */
+};
+
+/**
+ * tm_pg_conninfo() - a libpq connection string from a postgres component's
+ * settings and the environment (POSTGRES_HOST, POSTGRES_PASSWORD, as the
+ * deployment's secrets provide them), values quoted as libpq wants. The
+ * result may hold a password: never log it. Returns 0, -ENOMEM.
+ * Ownership: *ret is the caller's (free()).
+ */
+int tm_pg_conninfo(const struct tm_pg_conn *c, char **ret);
+
+/* ---- retention ---- */
+
+/**
+ * tm_pg_wal_retention() - remove the WAL files of component that no kept
+ * base backup needs: every segment, .partial and backup history file whose
+ * segment number is below the start segment of the oldest base backup of
+ * the component (on any timeline), not counting the n_gone base backups in
+ * gone (being forgotten: a dry run passes them). Timeline history files
+ * are kept (tiny, and recovery reads them all). With no base backup left
+ * nothing is removed. Run it after forgetting base backups; prune then
+ * frees the data. dry_run: only count. ret_removed / ret_kept (may be
+ * NULL): WAL files. Returns 0, -errno (what was removed before the error
+ * stays removed).
+ */
+int tm_pg_wal_retention(tm_repo *repo, const char *component, const tm_id *gone, size_t n_gone,
+                        int dry_run, size_t *ret_removed, size_t *ret_kept);
+
+/**
+ * tm_pg_wal_damage_window() - what a damaged WAL file of the WAL component
+ * wal_component ("<C>-wal") breaks: if the file lies in a recoverable
+ * window of component C, out gets "the recoverable window of component 'C'
+ * from A to B (timeline N) is broken at WAL file NAME" and 0 is returned;
+ * -ENOENT when no window needs it (or it is not a WAL segment), -errno.
+ */
+int tm_pg_wal_damage_window(tm_repo *repo, const char *wal_component, const char *name, char *out,
+                            size_t n);
+
+/**
+ * tm_pg_restore_command() - append to out the restore_command with which
+ * PostgreSQL fetches a component's WAL through the tidemark binary exe:
+ * 'exe' '-q' '-r' 'repo' ['--password-file' 'pw'] ['--catalog' 'cat']
+ * '--component' 'C' wal-fetch %f %p, each word shell-quoted (the server
+ * runs it with /bin/sh). password_file and catalog may be NULL.
+ * Returns 0, -EINVAL, -ENOMEM.
+ */
+int tm_pg_restore_command(tm_buf *out, const char *exe, const char *repo, const char *password_file,
+                          const char *catalog, const char *component);

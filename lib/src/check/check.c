@@ -15,6 +15,7 @@
 
 #include <tidemark/log.h>
 #include <tidemark/ops.h>
+#include <tidemark/pg.h>
 #include <tidemark/time.h>
 
 #include "core/idset.h"
@@ -229,6 +230,17 @@ struct snap_walk {
         int report_only; /* second pass: name the files touched by damage */
 };
 
+/* A damaged file of a PostgreSQL WAL archive: say which recoverable
+ * window it breaks (docs/postgresql.md). */
+static void wal_damage(struct ck *c, const struct tm_snapshot *s, const char *path)
+{
+        char msg[512];
+
+        if (s->n_tags == 1 && strcmp(path, s->tags[0]) == 0 &&
+            tm_pg_wal_damage_window(c->repo, s->component, s->tags[0], msg, sizeof(msg)) == 0)
+                tm_log(TM_LOG_ERR, "%s", msg);
+}
+
 static int snap_walk_cb(const char *path, const struct tm_node *nd, void *ud)
 {
         struct snap_walk *w = ud;
@@ -251,6 +263,7 @@ static int snap_walk_cb(const char *path, const struct tm_node *nd, void *ud)
                                 tm_id_hex(id, hex);
                                 tm_log(TM_LOG_ERR, "snapshot %s: file '/%s' is damaged (blob %s)",
                                        w->sid, path, hex);
+                                wal_damage(c, w->snap, path);
                                 return 0;
                         }
                         continue;

@@ -646,8 +646,10 @@ static int on_component(struct loader *l, const char *k, const char *v)
                         cc->type = TM_COMPONENT_FILES;
                 else if (!strcmp(v, "command"))
                         cc->type = TM_COMPONENT_COMMAND;
+                else if (!strcmp(v, "postgres"))
+                        cc->type = TM_COMPONENT_POSTGRES;
                 else
-                        return fail(l, "invalid type '%s' (files or command)", v), 0;
+                        return fail(l, "invalid type '%s' (files, command or postgres)", v), 0;
                 return 0;
         }
         if (!strcmp(k, "paths"))
@@ -657,6 +659,31 @@ static int on_component(struct loader *l, const char *k, const char *v)
                        0                                               : 0;
         if (!strcmp(k, "command"))
                 return set_str(&cc->command, v);
+        /* type = postgres */
+        if (!strcmp(k, "host"))
+                return set_str(&cc->pg_host, v);
+        if (!strcmp(k, "port")) {
+                if (strspn(v, "0123456789") != strlen(v) || strlen(v) > 5 || !*v || strtol(v, NULL, 10) > 65535)
+                        return fail(l, "invalid port '%s'", v), 0;
+                return set_str(&cc->pg_port, v);
+        }
+        if (!strcmp(k, "user"))
+                return set_str(&cc->pg_user, v);
+        if (!strcmp(k, "passfile"))
+                return set_str(&cc->pg_passfile, v);
+        if (!strcmp(k, "conninfo"))
+                return set_str(&cc->pg_conninfo, v);
+        if (!strcmp(k, "staging"))
+                return set_str(&cc->pg_staging, v);
+        if (!strcmp(k, "slot")) {
+                if (!*v || strlen(v) > 63 ||
+                    strspn(v, "abcdefghijklmnopqrstuvwxyz0123456789_") != strlen(v))
+                        return fail(l, "invalid slot '%s' (lower-case letters, digits and '_', at "
+                                       "most 63)",
+                                    v),
+                               0;
+                return set_str(&cc->pg_slot, v);
+        }
         if (!strcmp(k, "filename")) {
                 if (strchr(v, '/') || !strcmp(v, ".") || !strcmp(v, ".."))
                         return fail(l, "invalid filename '%s' (a plain file name)", v), 0;
@@ -858,8 +885,19 @@ static void validate(struct loader *l)
                 else if (cc->type == TM_COMPONENT_COMMAND && (!cc->command || cc->n_paths))
                         fail(l, "component '%s' of type command needs a command (and no paths)",
                              cc->name);
-                if (cc->continuous && cc->type != TM_COMPONENT_FILES && !l->failed)
-                        fail(l, "component '%s': schedule.continuous needs type files", cc->name);
+                else if (cc->type == TM_COMPONENT_POSTGRES && (cc->command || cc->n_paths))
+                        fail(l, "component '%s' of type postgres takes no paths and no command",
+                             cc->name);
+                else if (cc->type != TM_COMPONENT_POSTGRES &&
+                         (cc->pg_host || cc->pg_port || cc->pg_user || cc->pg_passfile ||
+                          cc->pg_conninfo || cc->pg_slot || cc->pg_staging))
+                        fail(l, "component '%s': host, port, user, passfile, conninfo, slot and "
+                                "staging need type postgres",
+                             cc->name);
+                /* postgres: schedule.continuous streams its WAL */
+                if (cc->continuous && cc->type == TM_COMPONENT_COMMAND && !l->failed)
+                        fail(l, "component '%s': schedule.continuous needs type files or postgres",
+                             cc->name);
                 for (size_t j = 0; j < cc->n_paths && !l->failed; j++)
                         if (cc->paths[j][0] != '/')
                                 fail(l, "component '%s': path '%s' is not absolute", cc->name,
@@ -983,6 +1021,13 @@ void tm_config_free(struct tm_config *c)
                 strv_free(cc->excludes, cc->n_excludes);
                 free(cc->command);
                 free(cc->stdin_filename);
+                free(cc->pg_host);
+                free(cc->pg_port);
+                free(cc->pg_user);
+                free(cc->pg_passfile);
+                free(cc->pg_conninfo);
+                free(cc->pg_slot);
+                free(cc->pg_staging);
         }
         free(c->components);
         for (size_t i = 0; i < c->n_sections; i++) {

@@ -1044,3 +1044,90 @@ out:
         tm_buf_dispose(&conf);
         return r;
 }
+
+/* ---- connection settings ---- */
+
+/* keyword='value' with \ and ' escaped (libpq's conninfo quoting) */
+static int conninfo_add(tm_buf *b, const char *key, const char *v)
+{
+        int r;
+
+        if (!v || !*v)
+                return 0;
+        r = tm_buf_printf(b, "%s%s='", b->len ? " " : "", key);
+        for (; r == 0 && *v; v++)
+                r = *v == '\\' || *v == '\'' ? tm_buf_printf(b, "\\%c", *v)
+                                             : tm_buf_append(b, v, 1);
+        return r < 0 ? r : tm_buf_append(b, "'", 1);
+}
+
+int tm_pg_conninfo(const struct tm_pg_conn *c, char **ret)
+{
+        tm_buf b = TM_BUF_INIT(64 * 1024);
+        const char *host = c->host && *c->host ? c->host : getenv("POSTGRES_HOST");
+        const char *pw = c->passfile && *c->passfile ? NULL : getenv("POSTGRES_PASSWORD");
+        int r;
+
+        r = conninfo_add(&b, "host", host);
+        if (r == 0)
+                r = conninfo_add(&b, "port", c->port);
+        if (r == 0)
+                r = conninfo_add(&b, "user", c->user);
+        if (r == 0)
+                r = conninfo_add(&b, "passfile", c->passfile);
+        if (r == 0)
+                r = conninfo_add(&b, "password", pw);
+        if (r == 0 && c->extra && *c->extra)
+                r = tm_buf_printf(&b, "%s%s", b.len ? " " : "", c->extra);
+        if (r == 0)
+                r = tm_buf_append(&b, "", 1);
+        if (r < 0) {
+                tm_buf_dispose_secret(&b);
+                return r;
+        }
+        *ret = (char *)b.data;
+        return 0;
+}
+
+/* Append one shell word in single quotes. */
+static int shell_word(tm_buf *b, const char *s)
+{
+        int r = tm_buf_append(b, b->len ? " '" : "'", b->len ? 2 : 1);
+
+        for (; r == 0 && *s; s++)
+                r = *s == '\'' ? tm_buf_append(b, "'\\''", 4) : tm_buf_append(b, s, 1);
+        return r < 0 ? r : tm_buf_append(b, "'", 1);
+}
+
+int tm_pg_restore_command(tm_buf *b, const char *exe, const char *repo, const char *password_file,
+                          const char *catalog, const char *component)
+{
+        int r;
+
+        if (!exe || !repo)
+                return -EINVAL;
+        r = shell_word(b, exe);
+        if (r == 0)
+                r = shell_word(b, "-q");
+        if (r == 0)
+                r = shell_word(b, "-r");
+        if (r == 0)
+                r = shell_word(b, repo);
+        if (r == 0 && password_file) {
+                r = shell_word(b, "--password-file");
+                if (r == 0)
+                        r = shell_word(b, password_file);
+        }
+        if (r == 0 && catalog) {
+                r = shell_word(b, "--catalog");
+                if (r == 0)
+                        r = shell_word(b, catalog);
+        }
+        if (r == 0)
+                r = shell_word(b, "--component");
+        if (r == 0)
+                r = shell_word(b, component && *component ? component : "database");
+        if (r == 0)
+                r = tm_buf_printf(b, " wal-fetch %%f %%p");
+        return r;
+}

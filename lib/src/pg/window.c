@@ -426,3 +426,114 @@ int tm_pg_pitr_restore(tm_repo *repo, const struct tm_pg_plan *plan, const char 
                                     dir);
         return 0;
 }
+
+static int id_in(const tm_id *id, const tm_id *a, size_t n)
+{
+        for (size_t i = 0; i < n; i++)
+                if (tm_id_cmp(id, &a[i]) == 0)
+                        return 1;
+        return 0;
+}
+
+int tm_pg_wal_retention(tm_repo *repo, const char *component, const tm_id *gone, size_t n_gone,
+                        int dry_run, size_t *ret_removed, size_t *ret_kept)
+{
+        struct tm_snapshot *a = NULL;
+        size_t na = 0, removed = 0, kept = 0;
+        uint64_t first = UINT64_MAX, segsz = 0, per_log;
+        char comp[256];
+        int r;
+
+        if (!component || !*component)
+                component = "database";
+        r = tm_repo_snapshot_list(repo, component, &a, &na);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < na; i++) {
+                uint64_t lsn, sz;
+                uint32_t tli;
+
+                if (tm_pg_snapshot_is_base_backup(&a[i]) && !id_in(&a[i].id, gone, n_gone) &&
+                    tm_pg__base_info(&a[i], &lsn, &tli, &sz) == 0 && lsn / sz < first) {
+                        first = lsn / sz;
+                        segsz = sz;
+                }
+        }
+        tm_snapshot_array_free(a, na);
+        a = NULL;
+        na = 0;
+        r = tm_pg_wal_component(component, comp, sizeof(comp));
+        if (r < 0 || first == UINT64_MAX)
+                goto out; /* no base backup: nothing is known to be unneeded */
+        per_log = UINT64_C(0x100000000) / segsz;
+        r = tm_repo_snapshot_list(repo, comp, &a, &na);
+        if (r < 0)
+                goto out;
+        for (size_t i = 0; i < na; i++) {
+                struct tm_pg_walname w;
+
+                if (a[i].n_tags != 1 || tm_pg_walname_parse(a[i].tags[0], &w) < 0 ||
+                    w.kind == TM_PG_WAL_HISTORY || w.seg >= per_log ||
+                    (uint64_t)w.log * per_log + w.seg >= first) {
+                        kept++;
+                        continue;
+                }
+                if (!dry_run) {
+                        r = tm_repo_snapshot_remove(repo, &a[i].id);
+                        if (r < 0) {
+                                tm_log_errno(TM_LOG_ERR, r, "cannot remove WAL file %s",
+                                             a[i].tags[0]);
+                                goto out;
+                        }
+                }
+                removed++;
+        }
+out:
+        tm_snapshot_array_free(a, na);
+        if (ret_removed)
+                *ret_removed = removed;
+        if (ret_kept)
+                *ret_kept = kept;
+        return r;
+}
+
+int tm_pg_wal_damage_window(tm_repo *repo, const char *wal_component, const char *name, char *out,
+                            size_t n)
+{
+        struct tm_pg_windows ws = { 0 };
+        struct tm_pg_walname w;
+        char comp[256], a[40], b[40];
+        size_t len = wal_component ? strlen(wal_component) : 0;
+        uint64_t segno, per_log;
+        int r;
+
+        if (len < 5 || len - 4 >= sizeof(comp) || strcmp(wal_component + len - 4, "-wal") != 0 ||
+            tm_pg_walname_parse(name, &w) < 0 ||
+            (w.kind != TM_PG_WAL_SEGMENT && w.kind != TM_PG_WAL_PARTIAL))
+                return -ENOENT;
+        memcpy(comp, wal_component, len - 4);
+        comp[len - 4] = '\0';
+        r = tm_pg_windows_get(repo, comp, &ws);
+        if (r < 0)
+                return r;
+        per_log = UINT64_C(0x100000000) / ws.segsz;
+        segno = (uint64_t)w.log * per_log + w.seg;
+        r = -ENOENT;
+        for (size_t i = 0; i < ws.n; i++) {
+                uint64_t first = ws.w[i].start_lsn / ws.segsz;
+                uint64_t last = ws.w[i].end_lsn ? (ws.w[i].end_lsn - 1) / ws.segsz : first;
+
+                if (segno < first || segno > last)
+                        continue;
+                tm_time_format_ns(ws.w[i].earliest_ns, a, sizeof(a));
+                tm_time_format_ns(ws.w[i].latest_ns, b, sizeof(b));
+                snprintf(out, n,
+                         "the recoverable window of component '%s' from %s to %s (timeline %u) is "
+                         "broken at WAL file %s",
+                         comp, a, b, ws.w[i].tli, name);
+                r = 0;
+                break;
+        }
+        tm_pg_windows_dispose(&ws);
+        return r;
+}
