@@ -91,8 +91,10 @@ TARGET=$(epoch_iso "$ts_k" 0.05)
 expect=$(psql1 -c "SELECT string_agg(id::text, ',' ORDER BY id) FROM t WHERE ts <= '$TARGET'")
 [[ $expect == "$(seq -s, 1 12)" ]] || fail "test setup: rows at or before T are '$expect'"
 last=$(psql1 -c "SELECT extract(epoch FROM max(ts)) FROM t")
+# as root, while the daemon (root) keeps writing into the repository
 stored() {
-        run as_pg "$TMW" --json wal-status --component database
+        run "$TM_EXE" -r "$T/repo" --password-file "$T/pass" --catalog "$T/catalog-root.db" \
+                --json wal-status --component database
         [[ $RUN_RC -eq 0 ]] && python3 - "$RUN_OUT" "$last" <<'EOF'
 import datetime, json, sys
 w = json.loads(sys.argv[1])["windows"]
@@ -100,8 +102,7 @@ latest = datetime.datetime.strptime(w[-1]["latest"][:26] + "Z", "%Y-%m-%dT%H:%M:
 sys.exit(0 if latest.replace(tzinfo=datetime.timezone.utc).timestamp() >= float(sys.argv[2]) - 1e-6 else 1)
 EOF
 }
-chown -R postgres: "$T/repo" # the daemon (root) wrote into it
-wait_for 30 "the WAL up to the last commit in the repository" stored
+wait_for 60 "the WAL up to the last commit in the repository" stored
 # SIGTERM stops the stream with the daemon; then the repository is the
 # server's alone
 bkd_stop TERM
