@@ -14,6 +14,19 @@
 
 #define MOUNT_ARGS_MAX 64
 
+/* A passphrase file stays known to tidemark-fs (a path, not a secret): the
+ * restore_command of @T/<PostgreSQL component>/ names it. */
+static int mount_password_file(void)
+{
+        const char *f = cli_opts.password_file ? cli_opts.password_file
+                                               : getenv("TIDEMARK_PASSWORD_FILE");
+        char abs[PATH_MAX];
+
+        if (!f || !*f)
+                return unsetenv("TIDEMARK_PASSWORD_FILE");
+        return setenv("TIDEMARK_PASSWORD_FILE", realpath(f, abs) ? abs : f, 1);
+}
+
 /* <directory of /proc/self/exe>/tidemark-fs */
 static int fs_program(char *out, size_t n)
 {
@@ -61,7 +74,7 @@ int cli_cmd_mount(void)
                 return CLI_EXIT_FAIL;
         if (setenv("TIDEMARK_REPOSITORY", o.location, 1) < 0 ||
             (o.catalog_path && setenv("TIDEMARK_CATALOG", o.catalog_path, 1) < 0) ||
-            setenv("TIDEMARK_PASSWORD", pw.p, 1) < 0 || unsetenv("TIDEMARK_PASSWORD_FILE") < 0 ||
+            setenv("TIDEMARK_PASSWORD", pw.p, 1) < 0 || mount_password_file() < 0 ||
             (cli_opts.config && setenv("TIDEMARK_CONFIG", cli_opts.config, 1) < 0)) {
                 r = -errno;
                 cli_secret_dispose(&pw);

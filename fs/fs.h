@@ -38,6 +38,7 @@ struct fs_snap {
         tm_id tree;
         int64_t time; /* ns */
         char *component;
+        int is_pg; /* a PostgreSQL base backup: shown as a PGDATA that recovers (fs_pg.c) */
 };
 
 struct fs_view {
@@ -164,6 +165,10 @@ struct fs_node {
         char *path;                  /* FS_HIST_*: path inside the component */
         struct fs_version *versions; /* FS_HIST_FILE */
         size_t n_versions;
+        int64_t bound; /* FS_INSTANT: the last nanosecond its name covers */
+        /* FS_TREE: the root of a PostgreSQL base backup under @T, whose
+         * listing gets the recovery settings for this instant (0: none) */
+        int64_t pg_target;
         /* FS_TREE directories: children, loaded once on demand */
         pthread_mutex_t lock;
         struct tm_tree *children;
@@ -218,6 +223,19 @@ struct fs {
         struct fs_view *view;
         int64_t view_time; /* monotonic ns of the last refresh */
         pthread_mutex_t refresh_lock;
+        /* PostgreSQL components: the restore_command of @T/<component>/
+         * runs pg_exe (the tidemark program) -r pg_repo [--password-file
+         * pg_password_file]; pg_exe NULL shows base backups as they are */
+        char *pg_exe, *pg_repo, *pg_password_file;
+        /* blobs made up here (recovery settings), served by fs_load_blob() */
+        pthread_mutex_t synth_lock;
+        struct fs_synth *synth;
+        size_t n_synth;
+};
+
+struct fs_synth {
+        tm_id id;
+        tm_buf data;
 };
 
 /* Set up a filesystem over an open repository (borrowed) and a cache
@@ -227,6 +245,25 @@ int fs_init(struct fs *fs, tm_repo *repo, struct fs_cache *cache);
 void fs_dispose(struct fs *fs);
 /* The loader for fs_cache_new(): tm_repo_blob_load() on userdata (a tm_repo). */
 int fs_repo_blob_loader(void *userdata, const tm_id *id, tm_buf *ret);
+/* The same with the blobs this filesystem made up first; userdata: the fs. */
+int fs_load_blob(void *userdata, const tm_id *id, tm_buf *ret);
+
+/* ---- PostgreSQL base backups as PGDATAs that recover (fs_pg.c) ---- */
+
+/* Register made-up content (copied); ret gets its id (a hash of it, in a
+ * space no repository blob uses). Returns 0, -ENOMEM. */
+int fs_synth_add(struct fs *fs, const void *p, size_t n, tm_id *ret);
+/* Copy a made-up blob into ret, or -ENOENT. */
+int fs_synth_get(struct fs *fs, const tm_id *id, tm_buf *ret);
+void fs_synth_dispose(struct fs *fs);
+/* The listing t of the root of base backup `component` shown under an
+ * instant: postgresql.auto.conf gets restore_command and, unless nothing
+ * was committed after it, recovery_target_time = target and
+ * recovery_target_action = promote (tm_pg_plan_pitr), and recovery.signal
+ * appears (empty, the owner of postgresql.auto.conf). An instant outside
+ * the recoverable window leaves t as it is (logged). Returns 0, -ENOMEM,
+ * -EIO (postgresql.auto.conf unreadable). */
+int fs_pg_decorate(struct fs *fs, const char *component, int64_t target, struct tm_tree *t);
 /* Re-list the snapshots now (tm_repo_refresh + list). Returns 0, -errno
  * (the old view stays). */
 int fs_refresh(struct fs *fs);

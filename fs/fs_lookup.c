@@ -13,6 +13,7 @@
 
 #include <tidemark/catalog.h>
 #include <tidemark/log.h>
+#include <tidemark/pg.h>
 #include <tidemark/time.h>
 
 #include "fs.h"
@@ -22,6 +23,14 @@
 int fs_repo_blob_loader(void *userdata, const tm_id *id, tm_buf *ret)
 {
         return tm_repo_blob_load(userdata, id, ret);
+}
+
+int fs_load_blob(void *userdata, const tm_id *id, tm_buf *ret)
+{
+        struct fs *fs = userdata;
+        int r = fs_synth_get(fs, id, ret);
+
+        return r == -ENOENT ? tm_repo_blob_load(fs->repo, id, ret) : r;
 }
 
 static int pack_size_cb(const tm_id *pack_id, uint8_t type, uint64_t size, void *userdata)
@@ -118,6 +127,7 @@ int fs_init(struct fs *fs, tm_repo *repo, struct fs_cache *cache)
         fs->mount_time = tm_time_now();
         pthread_mutex_init(&fs->view_lock, NULL);
         pthread_mutex_init(&fs->refresh_lock, NULL);
+        pthread_mutex_init(&fs->synth_lock, NULL);
         r = fs_nodes_new(&fs->nodes);
         if (r < 0)
                 goto out;
@@ -139,6 +149,12 @@ void fs_dispose(struct fs *fs)
         fs->view = NULL;
         pthread_mutex_destroy(&fs->view_lock);
         pthread_mutex_destroy(&fs->refresh_lock);
+        fs_synth_dispose(fs);
+        pthread_mutex_destroy(&fs->synth_lock);
+        free(fs->pg_exe);
+        free(fs->pg_repo);
+        free(fs->pg_password_file);
+        fs->pg_exe = fs->pg_repo = fs->pg_password_file = NULL;
 }
 
 /* ---- trees ---- */
@@ -177,6 +193,11 @@ static int node_children(struct fs *fs, struct fs_node *n, const struct tm_tree 
         if (!t)
                 return -ENOMEM;
         r = load_tree(fs, &n->meta.subtree, t);
+        if (r == 0 && n->pg_target) {
+                r = fs_pg_decorate(fs, n->meta.name, n->pg_target, t);
+                if (r < 0)
+                        tm_tree_dispose(t);
+        }
         if (r < 0) {
                 free(t);
                 return r == -EBADMSG ? -EIO : r;
@@ -396,6 +417,33 @@ static struct fs_node *snap_root_new(const struct fs_snap *s, const char *name)
         return n;
 }
 
+/* A base backup under @T is a PGDATA: private (0700), owned like its
+ * global/ directory (PostgreSQL refuses a data directory that is not), its
+ * listing decorated for recovery to the instant. */
+static int pg_root(struct fs *fs, const struct fs_snap *s, int64_t bound, struct fs_node *n)
+{
+        struct tm_tree t = TM_TREE_INIT;
+        const struct tm_node *g;
+        int r;
+
+        r = load_tree(fs, &s->tree, &t);
+        if (r < 0)
+                return r == -EBADMSG ? -EIO : r;
+        g = tm_tree_find(&t, "global");
+        if (g && g->type == TM_NODE_DIR) {
+                n->meta.uid = g->uid;
+                n->meta.gid = g->gid;
+                n->meta.user = g->user ? strdup(g->user) : NULL;
+                n->meta.group = g->group ? strdup(g->group) : NULL;
+                if ((g->user && !n->meta.user) || (g->group && !n->meta.group))
+                        r = -ENOMEM;
+        }
+        n->meta.mode = 0700;
+        n->pg_target = bound;
+        tm_tree_dispose(&t);
+        return r;
+}
+
 static int lookup_root(struct fs *fs, const char *name, struct fs_node **ret_cand,
                        struct fs_node **ret_fixed,
                        int (**ret_valid)(const struct fs_node *, const struct fs_node *))
@@ -438,6 +486,7 @@ static int lookup_root(struct fs *fs, const char *name, struct fs_node **ret_can
                 r = -ENOMEM;
                 goto out;
         }
+        n->bound = bound;
         for (size_t i = 0; i < found; i++) {
                 r = node_add_snap(n, &v->snaps[idx[i]]);
                 if (r < 0)
@@ -640,6 +689,8 @@ int fs_do_lookup(struct fs *fs, fuse_ino_t parent, const char *name, struct fuse
                         if (strcmp(p->snaps[i].component, name) == 0) {
                                 cand = snap_root_new(&p->snaps[i], name);
                                 r = cand ? 0 : -ENOMEM;
+                                if (r == 0 && p->snaps[i].is_pg && fs->pg_exe)
+                                        r = pg_root(fs, &p->snaps[i], p->bound, cand);
                         }
                 break;
         case FS_TREE:

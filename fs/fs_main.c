@@ -164,6 +164,41 @@ static int read_password(const char *file, tm_buf *ret)
         return 0;
 }
 
+/* @T/<component>/ of a PostgreSQL component recovers through the tidemark
+ * program next to this one, with this repository and passphrase file (a
+ * passphrase from the environment is never written anywhere: the server
+ * then needs TIDEMARK_PASSWORD itself). Without the program, base backups
+ * are shown as they are. */
+static void pg_recovery_setup(struct fs *fs, const char *location, const char *password_file)
+{
+        char exe[PATH_MAX], abs[PATH_MAX];
+        ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+        const char *pw = password_file && *password_file ? password_file
+                                                         : getenv("TIDEMARK_PASSWORD_FILE");
+        char *slash;
+
+        if (n <= 0)
+                return;
+        exe[n] = '\0';
+        slash = strrchr(exe, '/');
+        if (!slash || (size_t)(slash - exe) + sizeof("/tidemark") > sizeof(exe))
+                return;
+        memcpy(slash + 1, "tidemark", sizeof("tidemark"));
+        if (access(exe, X_OK) < 0) {
+                tm_log(TM_LOG_WARN, "no '%s': PostgreSQL base backups are shown without recovery "
+                                    "settings",
+                       exe);
+                return;
+        }
+        fs->pg_exe = strdup(exe);
+        fs->pg_repo = strdup(realpath(location, abs) ? abs : location);
+        fs->pg_password_file = pw && *pw ? strdup(realpath(pw, abs) ? abs : pw) : NULL;
+        if (!fs->pg_exe || !fs->pg_repo || (pw && *pw && !fs->pg_password_file)) {
+                free(fs->pg_exe);
+                fs->pg_exe = NULL;
+        }
+}
+
 static void usage(const char *prog)
 {
         printf("usage: %s [REPOSITORY] MOUNTPOINT [options]\n\n"
@@ -290,6 +325,7 @@ int main(int argc, char **argv)
                 r = 1;
                 goto out;
         }
+        pg_recovery_setup(&fs, location, conf.password_file);
         fs_ok = 1;
         r = 1;
         se = fuse_session_new(&args, &fs_ops, sizeof(fs_ops), &fs);
@@ -307,7 +343,7 @@ int main(int argc, char **argv)
         }
         fuse_daemonize(opts.foreground);
         /* threads only after the fork of fuse_daemonize() */
-        if (fs_cache_new(fs_repo_blob_loader, repo, cache_size, TM_MAX(4, 2 * tm_ncpu()), &cache) <
+        if (fs_cache_new(fs_load_blob, &fs, cache_size, TM_MAX(4, 2 * tm_ncpu()), &cache) <
             0) {
                 fprintf(stderr, "tidemark-fs: error: cannot start the blob cache\n");
                 goto out;

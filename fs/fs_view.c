@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <tidemark/pg.h>
 #include <tidemark/time.h>
 
 #include "fs.h"
@@ -63,6 +64,7 @@ int fs_view_new(const struct tm_snapshot *a, size_t n, struct fs_view **ret)
                 v->snaps[i].id = a[i].id;
                 v->snaps[i].tree = a[i].tree;
                 v->snaps[i].time = a[i].time;
+                v->snaps[i].is_pg = tm_pg_snapshot_is_base_backup(&a[i]);
                 v->snaps[i].component = strdup(a[i].component ? a[i].component : "");
                 if (!v->snaps[i].component)
                         goto out;

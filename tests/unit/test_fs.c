@@ -772,6 +772,97 @@ static void test_fs_corrupt(void **state)
         tmt_fix_free(fx);
 }
 
+/* A PostgreSQL base backup under @T is a PGDATA that recovers to T: its
+ * postgresql.auto.conf gets the recovery settings (a made-up blob read
+ * like any other) and recovery.signal appears; .snapshots shows it as it
+ * is. */
+static void test_fs_pg(void **state)
+{
+        struct tmt_fix *fx = tmt_fix_new();
+        struct tm_backup_opts o = TM_BACKUP_OPTS_INIT;
+        struct tm_snapshot s = { 0 }, w = { 0 };
+        struct fs_cache *cache = NULL;
+        struct fs fs;
+        struct stat st;
+        tm_buf a = TM_BUF_INIT(0);
+        const char *paths[1] = { NULL };
+        char p[PATH_MAX], hex[TM_ID_HEX_LEN + 1], path[256];
+        double ttl;
+        tm_id id1, id2;
+
+        (void)state;
+        tmt_path(p, sizeof(p), fx->src, "postgresql.auto.conf");
+        tmt_write(p, "# orig\n", 7);
+        tmt_path(p, sizeof(p), fx->src, "global");
+        assert_int_equal(mkdir(p, 0700), 0);
+        paths[0] = fx->src;
+        o.component = "database";
+        o.paths = paths;
+        o.n_paths = 1;
+        o.time = tmt_time("2025-01-07T10:00:00Z");
+        o.extra_json = "{\"postgres\":{\"start_lsn\":\"0/2000028\",\"timeline\":1,"
+                       "\"wal_segment_size\":16777216}}";
+        assert_int_equal(tm_backup_run(fx->r, &o, &s), 0);
+        /* the WAL after it (a file of the archive before commit times were
+         * indexed: its archive time bounds the window) */
+        w.time = tmt_time("2025-01-07T10:01:00Z");
+        w.host = strdup("h");
+        w.username = strdup("u");
+        w.component = strdup("database-wal");
+        w.strategy = strdup("continuous");
+        assert_int_equal(tm_snapshot_add_tag(&w, "000000010000000000000002"), 0);
+        assert_int_equal(tm_repo_snapshot_save(fx->r, &w), 0);
+
+        assert_int_equal(fs_cache_new(fs_load_blob, &fs, 1 << 20, 2, &cache), 0);
+        assert_int_equal(fs_init(&fs, fx->r, cache), 0);
+        fs.pg_exe = strdup("/usr/bin/tidemark");
+        fs.pg_repo = strdup("/srv/repo");
+        assert_non_null(fs.pg_exe);
+        assert_non_null(fs.pg_repo);
+        assert_int_equal(fs_do_getattr(&fs, path_ino(&fs, "@2025-01-07T10:00:30Z/database"), &st,
+                                       &ttl),
+                         0);
+        assert_int_equal(st.st_mode & 07777, 0700);
+        assert_int_equal(st.st_uid, geteuid()); /* global/'s owner */
+        assert_int_equal(fs_do_getattr(&fs,
+                                       path_ino(&fs, "@2025-01-07T10:00:30Z/database/recovery.signal"),
+                                       &st, &ttl),
+                         0);
+        assert_true(S_ISREG(st.st_mode) && st.st_size == 0);
+        read_all(&fs, path_ino(&fs, "@2025-01-07T10:00:30Z/database/postgresql.auto.conf"), 4096,
+                 &a);
+        assert_true(a.len > 7 && memcmp(a.data, "# orig\n", 7) == 0);
+        assert_int_equal(tm_buf_append(&a, "", 1), 0);
+        assert_non_null(strstr((const char *)a.data,
+                               "restore_command = '''/usr/bin/tidemark'' ''-q'' ''-r'' "
+                               "''/srv/repo'' ''--component'' ''database'' wal-fetch %f %p'"));
+        assert_non_null(strstr((const char *)a.data, "recovery_target_timeline = 'latest'"));
+        /* the base backup itself, as it is */
+        tm_id_hex(&s.id, hex);
+        snprintf(path, sizeof(path), ".snapshots/%s/postgresql.auto.conf", hex);
+        tm_buf_clear(&a);
+        read_all(&fs, path_ino(&fs, path), 4096, &a);
+        assert_int_equal(a.len, 7);
+
+        /* made-up blobs: one id per content, unknown ids are not theirs */
+        assert_int_equal(fs_synth_add(&fs, "x", 1, &id1), 0);
+        assert_int_equal(fs_synth_add(&fs, "x", 1, &id2), 0);
+        assert_int_equal(tm_id_cmp(&id1, &id2), 0);
+        assert_int_equal(fs_synth_add(&fs, "y", 1, &id2), 0);
+        assert_int_not_equal(tm_id_cmp(&id1, &id2), 0);
+        tm_buf_clear(&a);
+        assert_int_equal(fs_synth_get(&fs, &id1, &a), 0);
+        assert_true(a.len == 1 && a.data[0] == 'x');
+        assert_int_equal(fs_synth_get(&fs, &s.id, &a), -ENOENT);
+
+        fs_dispose(&fs);
+        fs_cache_free(cache);
+        tm_buf_dispose(&a);
+        tm_snapshot_dispose(&s);
+        tm_snapshot_dispose(&w);
+        tmt_fix_free(fx);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -779,6 +870,7 @@ int main(void)
                 cmocka_unit_test(test_view_resolve),  cmocka_unit_test(test_history_group),
                 cmocka_unit_test(test_nodes),         cmocka_unit_test(test_cache),
                 cmocka_unit_test(test_fs_repo),       cmocka_unit_test(test_fs_corrupt),
+                cmocka_unit_test(test_fs_pg),
         };
 
         tm_log_set_level(TM_LOG_ERR);
