@@ -465,3 +465,25 @@ int tm_pg_wal_damage_window(tm_repo *repo, const char *wal_component, const char
  */
 int tm_pg_restore_command(tm_buf *out, const char *exe, const char *repo, const char *password_file,
                           const char *catalog, const char *component);
+
+/**
+ * tm_pg_window() - the whole recoverable span of a database component: the
+ * earliest instant of its first window and the latest of its last (see
+ * tm_pg_windows_get() for the windows and gaps in between). Returns 0,
+ * -ENOENT (no base backup), -errno.
+ */
+int tm_pg_window(tm_repo *repo, const char *component, int64_t *ret_earliest, int64_t *ret_latest);
+
+/**
+ * tm_pg_wal_continuous() - is the archived WAL of component continuous from
+ * base backup `base` (its extra.postgres start_lsn and wal_segment_size;
+ * 16 MiB when absent) up to and including the first segment archived after
+ * target_ns? Segments are matched by number on any timeline. On a gap,
+ * ret_missing gets the first missing segment's name (on the base backup's
+ * timeline) and *ret_until the archive time of the last segment before it
+ * (the base backup's time if none).
+ * Returns 0 (continuous), -ENODATA (a gap), -ERANGE (no segment archived
+ * after target yet), -EBADMSG (base has no usable start_lsn), -errno.
+ */
+int tm_pg_wal_continuous(tm_repo *repo, const char *component, const struct tm_snapshot *base,
+                         int64_t target_ns, char *ret_missing, size_t n, int64_t *ret_until);

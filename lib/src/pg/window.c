@@ -537,3 +537,113 @@ int tm_pg_wal_damage_window(tm_repo *repo, const char *wal_component, const char
         tm_pg_windows_dispose(&ws);
         return r;
 }
+
+/* ---- the earlier API (failoverd uses it) ---- */
+
+int tm_pg_window(tm_repo *repo, const char *component, int64_t *ret_earliest, int64_t *ret_latest)
+{
+        struct tm_pg_windows ws = { 0 };
+        int r = tm_pg_windows_get(repo, component, &ws);
+
+        if (r < 0)
+                return r;
+        *ret_earliest = ws.w[0].earliest_ns;
+        *ret_latest = ws.w[ws.n - 1].latest_ns;
+        tm_pg_windows_dispose(&ws);
+        return 0;
+}
+
+struct seg_time {
+        uint64_t segno;
+        int64_t time;
+};
+
+static int seg_cmp(const void *x, const void *y)
+{
+        const struct seg_time *a = x, *b = y;
+
+        if (a->segno != b->segno)
+                return a->segno < b->segno ? -1 : 1;
+        return a->time < b->time ? -1 : a->time > b->time;
+}
+
+int tm_pg_wal_continuous(tm_repo *repo, const char *component, const struct tm_snapshot *base,
+                         int64_t target_ns, char *ret_missing, size_t n, int64_t *ret_until)
+{
+        struct tm_snapshot *a = NULL;
+        struct seg_time *segs = NULL;
+        size_t na = 0, ns = 0;
+        uint64_t lsn, segsz, per_log, expected;
+        int64_t until;
+        uint32_t tli;
+        char comp[256];
+        int r, reached = 0;
+
+        r = tm_pg__base_info(base, &lsn, &tli, &segsz);
+        if (r < 0)
+                return r;
+        per_log = UINT64_C(0x100000000) / segsz;
+        expected = lsn / segsz;
+        until = base->time;
+        r = tm_pg_wal_component(component, comp, sizeof(comp));
+        if (r < 0)
+                return r;
+        r = tm_repo_snapshot_list(repo, comp, &a, &na);
+        if (r < 0)
+                return r;
+        segs = calloc(na ? na : 1, sizeof(*segs));
+        if (!segs) {
+                r = -ENOMEM;
+                goto out;
+        }
+        for (size_t i = 0; i < na; i++) {
+                struct tm_pg_walname w;
+
+                if (a[i].n_tags != 1 || tm_pg_walname_parse(a[i].tags[0], &w) < 0 ||
+                    w.kind != TM_PG_WAL_SEGMENT || w.seg >= per_log)
+                        continue;
+                segs[ns].segno = (uint64_t)w.log * per_log + w.seg;
+                segs[ns].time = a[i].time;
+                ns++;
+        }
+        qsort(segs, ns, sizeof(*segs), seg_cmp);
+        for (size_t i = 0; i < ns && !reached; i++) {
+                if (segs[i].segno < expected)
+                        continue;
+                if (segs[i].segno > expected)
+                        break; /* a gap */
+                /* every copy of this segment number (one per timeline): one
+                 * archived after target holds the WAL up to target on its
+                 * timeline */
+                for (;;) {
+                        if (segs[i].time > target_ns)
+                                reached = 1;
+                        else if (segs[i].time > until)
+                                until = segs[i].time;
+                        if (i + 1 == ns || segs[i + 1].segno != expected)
+                                break;
+                        i++;
+                }
+                expected++;
+        }
+        if (reached) {
+                r = 0;
+        } else {
+                /* a gap, or simply nothing archived after target yet */
+                size_t k = 0;
+
+                while (k < ns && segs[k].segno <= expected)
+                        k++;
+                r = k < ns ? -ENODATA : -ERANGE;
+                if (ret_missing)
+                        snprintf(ret_missing, n, "%08X%08X%08X", tli,
+                                 (unsigned)(expected / per_log), (unsigned)(expected % per_log));
+                if (ret_until)
+                        *ret_until = until;
+        }
+out:
+        free(segs);
+        tm_snapshot_array_free(a, na);
+        return r;
+}
+
