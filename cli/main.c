@@ -125,6 +125,7 @@ enum {
         OPT_CONFIG,
         OPT_NO_WAIT,
         OPT_SLOT,
+        OPT__END /* keep last: sizes the table of options seen */
 };
 
 static const struct option long_options[] = {
@@ -471,7 +472,7 @@ static void usage(FILE *f)
 
 int main(int argc, char **argv)
 {
-        unsigned char seen[OPT_NEW_PASSWORD_FILE + 1] = { 0 };
+        unsigned char seen[OPT__END] = { 0 };
         int c, r = CLI_EXIT_FAIL, want_version = 0, want_help = 0;
         const char *name;
         int cmd = -1;

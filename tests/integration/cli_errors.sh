@@ -35,6 +35,8 @@ assert_fails_cleanly "missing password file" env -u TIDEMARK_PASSWORD "$TM_EXE" 
 # ---- commands and options
 assert_fails_cleanly "unknown command" tm frobnicate
 assert_fails_cleanly "unknown option" tm snapshots --no-such-option
+assert_fails_cleanly "an option of another command" tm snapshots --no-wait
+assert_contains "$RUN_ERR" "option '--no-wait' is not valid for 'snapshots'" "the option is named"
 run tm
 [[ $RUN_RC -eq 1 ]] || { show_run; fail "no command: expected exit 1"; }
 assert_fails_cleanly "backup without a path" tm backup
