@@ -255,6 +255,15 @@ int cli_repo_open(tm_repo **ret)
                           "AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY)",
                           o.location);
                 break;
+        case -ENOSPC:
+        case -EDQUOT:
+                /* opening only reads the repository but brings the catalog
+                 * up to date: the disk to free is the catalog's */
+                cli_error("cannot open repository at '%s': no space left on the disk of its "
+                          "catalog (%s)",
+                          o.location,
+                          o.catalog_path ? o.catalog_path : "under /var/cache/tidemark");
+                break;
         default:
                 cli_error_errno(r, "cannot open repository at '%s'", o.location);
                 break;
