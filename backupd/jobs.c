@@ -809,6 +809,37 @@ out:
         return r;
 }
 
+/* The id of a queued or running job like this one (same kind, and the same
+ * component, strategy and target where given), or 0; -1 if the history
+ * cannot be read, which callers treat as busy. */
+static int64_t job_pending(struct bkd *b, const char *kind, const char *component,
+                           const char *strategy, const char *target)
+{
+        struct tm_job *a = NULL;
+        size_t n = 0;
+        int64_t id = 0;
+
+        if (tm_jobs_list(b->jobs, &a, &n) < 0)
+                return -1;
+        for (size_t i = n; i-- > 0 && !id;) {
+                if (strcmp(a[i].kind, kind) || tm_job_state_final(a[i].state))
+                        continue;
+                if ((component && strcmp(a[i].component, component)) ||
+                    (strategy && strcmp(a[i].strategy, strategy)) ||
+                    (target && strcmp(a[i].target, target)))
+                        continue;
+                id = (int64_t)a[i].id;
+        }
+        tm_job_array_free(a, n);
+        return id;
+}
+
+/* Is a backup of this component queued or running? */
+static int component_busy(struct bkd *b, const char *component)
+{
+        return job_pending(b, "backup", component, NULL, NULL) != 0;
+}
+
 void bkd_jobs_retry_interrupted(struct bkd *b)
 {
         struct tm_job *a = NULL;
@@ -818,9 +849,19 @@ void bkd_jobs_retry_interrupted(struct bkd *b)
                 return;
         for (size_t i = 0; i < n; i++) {
                 struct tm_job retry = { 0 };
+                int64_t twin;
 
                 if (strcmp(a[i].state, "interrupted") || a[i].retried_by)
                         continue;
+                /* several interrupted runs of the same work (a daemon killed
+                 * while scheduled passes were queued) need one retry, not one
+                 * each: the later ones are answered by the first */
+                twin = job_pending(b, a[i].kind, a[i].component, a[i].strategy, a[i].target);
+                if (twin > 0) {
+                        a[i].retried_by = (uint64_t)twin;
+                        tm_jobs_update(b->jobs, &a[i]);
+                        continue;
+                }
                 if (a[i].attempt >= BKD_MAX_ATTEMPTS ||
                     (!strcmp(a[i].kind, "backup") &&
                      !tm_config_component(b->cfg, a[i].component))) {
@@ -846,22 +887,6 @@ void bkd_jobs_retry_interrupted(struct bkd *b)
 }
 
 /* ---- scheduler ---- */
-
-/* Is a backup of this component queued or running? */
-static int component_busy(struct bkd *b, const char *component)
-{
-        struct tm_job *a = NULL;
-        size_t n = 0;
-        int busy = 0;
-
-        if (tm_jobs_list(b->jobs, &a, &n) < 0)
-                return 1;
-        for (size_t i = n; i-- > 0 && !busy;)
-                busy = !strcmp(a[i].kind, "backup") && !strcmp(a[i].component, component) &&
-                       !tm_job_state_final(a[i].state);
-        tm_job_array_free(a, n);
-        return busy;
-}
 
 static void *scheduler(void *arg)
 {
@@ -905,7 +930,9 @@ static void *scheduler(void *arg)
                         b->next_retention = tm_schedule_next(&b->cfg->retention_schedule, now);
                         snprintf(job.kind, sizeof(job.kind), "retention");
                         snprintf(job.trigger, sizeof(job.trigger), "schedule");
-                        bkd_jobs_enqueue(b, &job);
+                        /* a pass still queued or running covers this one */
+                        if (!job_pending(b, job.kind, NULL, NULL, NULL))
+                                bkd_jobs_enqueue(b, &job);
                 }
                 if (b->next_lifecycle >= 0 && now >= b->next_lifecycle) {
                         struct tm_job job = { 0 };
@@ -914,7 +941,8 @@ static void *scheduler(void *arg)
                                                              now);
                         snprintf(job.kind, sizeof(job.kind), "lifecycle");
                         snprintf(job.trigger, sizeof(job.trigger), "schedule");
-                        bkd_jobs_enqueue(b, &job);
+                        if (!job_pending(b, job.kind, NULL, NULL, NULL))
+                                bkd_jobs_enqueue(b, &job);
                 }
                 pthread_mutex_lock(&b->qlock);
                 clock_gettime(CLOCK_REALTIME, &ts);
