@@ -16,6 +16,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <tidemark/harden.h>
 #include <tidemark/log.h>
 #include <tidemark/time.h>
 
@@ -180,6 +181,12 @@ int main(int argc, char **argv)
         sigset_t sigs;
 
         tm_log_set_sink(json_sink, NULL);
+        /* no core file and no same-user ptrace can read the secrets */
+        r = tm_harden_process();
+        if (r < 0) {
+                tm_log_errno(TM_LOG_ERR, r, "cannot disable core dumps");
+                return 1;
+        }
         while ((c = getopt_long(argc, argv, "c:vh", opts, NULL)) != -1) {
                 switch (c) {
                 case 'c':
@@ -342,8 +349,13 @@ int main(int argc, char **argv)
                 if (sigwait(&sigs, &sig) != 0)
                         continue;
                 if (sig == SIGHUP) {
-                        tm_log(TM_LOG_INFO,
-                               "SIGHUP: restart the daemon to reload the configuration");
+                        /* certificate renewal; a pair that does not load is
+                         * logged and the old one stays */
+                        if (cert)
+                                tm_http_tls_reload_files(f.http, f.cfg->tls_cert, f.cfg->tls_key);
+                        else
+                                tm_log(TM_LOG_INFO,
+                                       "SIGHUP: restart the daemon to reload the configuration");
                         continue;
                 }
                 break;
