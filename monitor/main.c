@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include <tidemark/daemon.h>
+#include <tidemark/harden.h>
 #include <tidemark/log.h>
 #include <tidemark/time.h>
 
@@ -137,11 +138,17 @@ int main(int argc, char **argv)
         struct tm_http_opts ho = TM_HTTP_OPTS_INIT;
         struct settings st = { 0 };
         struct mon m = { 0 };
-        char err[1024] = "", path[4200];
+        char err[1024] = "", path[4200], *cert = NULL, *key = NULL;
         int c, r, check_only = 0, access_fd = -1, exit_code = 1, sig = 0;
         sigset_t sigs;
 
         tm_log_set_sink(tm_daemon_log_sink, "monitord");
+        /* no core file and no same-user ptrace can read the secrets */
+        r = tm_harden_process();
+        if (r < 0) {
+                tm_log_errno(TM_LOG_ERR, r, "cannot disable core dumps");
+                return 1;
+        }
         while ((c = getopt_long(argc, argv, "c:vh", opts, NULL)) != -1) {
                 switch (c) {
                 case 'c':
@@ -265,6 +272,15 @@ int main(int argc, char **argv)
                 tm_log(TM_LOG_WARN,
                        "no API tokens are configured: requests without a token act as '%s'",
                        tm_http_role_name(m.cfg->anonymous_role));
+        r = tm_daemon_read_tls(m.cfg->tls_cert, m.cfg->tls_key, &cert, &key);
+        if (r < 0) {
+                tm_log_errno(TM_LOG_ERR, r, "cannot read the TLS certificate or key (%s, %s)",
+                             m.cfg->tls_cert ? m.cfg->tls_cert : "tls_cert missing",
+                             m.cfg->tls_key ? m.cfg->tls_key : "tls_key missing");
+                goto out;
+        }
+        ho.tls_cert_pem = cert;
+        ho.tls_key_pem = key;
         ho.listen = listen ? listen : st.listen;
         ho.tokens = m.cfg->tokens;
         ho.n_tokens = m.cfg->n_tokens;
@@ -291,8 +307,13 @@ int main(int argc, char **argv)
                 if (sigwait(&sigs, &sig) != 0)
                         continue;
                 if (sig == SIGHUP) {
-                        tm_log(TM_LOG_INFO,
-                               "SIGHUP: restart the daemon to reload the configuration");
+                        /* certificate renewal; a pair that does not load is
+                         * logged and the old one stays */
+                        if (cert)
+                                tm_http_tls_reload_files(m.http, m.cfg->tls_cert, m.cfg->tls_key);
+                        else
+                                tm_log(TM_LOG_INFO,
+                                       "SIGHUP: restart the daemon to reload the configuration");
                         continue;
                 }
                 break;
@@ -322,6 +343,11 @@ out:
         tm_probe_strv_free(m.audit_logs);
         free(m.ch_sent);
         free(m.ch_failed);
+        if (key) {
+                explicit_bzero(key, strlen(key));
+                free(key);
+        }
+        free(cert);
         tm_config_free(m.cfg);
         if (exit_code == 0)
                 tm_log(TM_LOG_INFO, "stopped");

@@ -76,6 +76,42 @@ static void test_chores(void **state)
         rmdir(dir);
 }
 
+static void test_read_tls(void **state)
+{
+        char dir[] = "/tmp/tm-daemon-tls-XXXXXX", c[128], k[128];
+        char *cert = (char *)1, *key = (char *)1;
+        FILE *f;
+
+        (void)state;
+        assert_non_null(mkdtemp(dir));
+        snprintf(c, sizeof(c), "%s/c.pem", dir);
+        snprintf(k, sizeof(k), "%s/k.pem", dir);
+        assert_int_equal(tm_daemon_read_tls(NULL, NULL, &cert, &key), 0);
+        assert_null(cert);
+        assert_null(key);
+        assert_int_equal(tm_daemon_read_tls(c, NULL, &cert, &key), -EINVAL);
+        assert_int_equal(tm_daemon_read_tls(c, k, &cert, &key), -ENOENT);
+        f = fopen(c, "w");
+        assert_non_null(f);
+        fputs("CERT", f);
+        fclose(f);
+        /* the key is missing: nothing is returned, nothing leaks */
+        assert_int_equal(tm_daemon_read_tls(c, k, &cert, &key), -ENOENT);
+        assert_null(cert);
+        f = fopen(k, "w");
+        assert_non_null(f);
+        fputs("KEY", f);
+        fclose(f);
+        assert_int_equal(tm_daemon_read_tls(c, k, &cert, &key), 0);
+        assert_string_equal(cert, "CERT");
+        assert_string_equal(key, "KEY");
+        free(cert);
+        free(key);
+        unlink(c);
+        unlink(k);
+        rmdir(dir);
+}
+
 static void test_log_line(void **state)
 {
         char tmpl[] = "/tmp/tm-daemon-log-XXXXXX", line[512];
@@ -109,6 +145,7 @@ int main(void)
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_chores),
                 cmocka_unit_test(test_log_line),
+                cmocka_unit_test(test_read_tls),
         };
 
         return cmocka_run_group_tests(tests, NULL, NULL);

@@ -23,3 +23,11 @@ int tm_daemon_mkdir_p(const char *path);
 int tm_daemon_open_log(const char *spec, int *ret_fd);
 /* Write "PORT\n" to path atomically (temp file + rename). Returns 0 or -errno. */
 int tm_daemon_write_port_file(const char *path, int port);
+/**
+ * tm_daemon_read_tls() - read a PEM certificate and key for the HTTP server
+ * ([server] tls_cert, tls_key). Both NULL: 0 and no TLS (*ret_* NULL). One
+ * without the other: -EINVAL. Else 0 and the two NUL-terminated PEMs (the
+ * caller frees both), or -errno of the file that failed.
+ */
+int tm_daemon_read_tls(const char *cert_path, const char *key_path, char **ret_cert,
+                       char **ret_key);

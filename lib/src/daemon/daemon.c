@@ -13,6 +13,7 @@
 
 #include <jansson.h>
 
+#include <tidemark/core.h>
 #include <tidemark/daemon.h>
 #include <tidemark/time.h>
 
@@ -96,5 +97,40 @@ int tm_daemon_write_port_file(const char *path, int port)
                 r = -errno;
         if (r < 0)
                 unlink(tmp);
+        return r;
+}
+
+static int read_pem(const char *path, char **ret)
+{
+        tm_buf b = TM_BUF_INIT(1 << 20);
+        int r = tm_file_read_all(path, 1 << 20, &b);
+
+        if (r >= 0)
+                r = tm_buf_append(&b, "", 1);
+        if (r < 0) {
+                tm_buf_dispose_secret(&b);
+                return r;
+        }
+        *ret = (char *)b.data;
+        return 0;
+}
+
+int tm_daemon_read_tls(const char *cert_path, const char *key_path, char **ret_cert,
+                       char **ret_key)
+{
+        int r;
+
+        *ret_cert = *ret_key = NULL;
+        if (!cert_path && !key_path)
+                return 0;
+        if (!cert_path || !key_path)
+                return -EINVAL;
+        r = read_pem(cert_path, ret_cert);
+        if (r >= 0)
+                r = read_pem(key_path, ret_key);
+        if (r < 0) {
+                free(*ret_cert);
+                *ret_cert = NULL;
+        }
         return r;
 }
