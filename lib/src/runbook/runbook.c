@@ -1,6 +1,6 @@
 /*
- * Runbook steps. Commands run through fork + exec of /bin/sh (never
- * system()), with their output bounded and a deadline; HTTP steps go
+ * Runbook steps. Commands run through fork + exec of /bin/sh (not the
+ * libc shell helper, which blocks signals), with their output bounded and a deadline; HTTP steps go
  * through httpc with the service's token.
  */
 #include <ctype.h>
