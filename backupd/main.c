@@ -36,52 +36,6 @@ static void usage(FILE *f)
                    "see docs/configuration.md and docs/backupd.md\n");
 }
 
-static int read_file_str(const char *path, size_t limit, char **ret)
-{
-        tm_buf b = TM_BUF_INIT(limit);
-        int r = tm_file_read_all(path, limit, &b);
-
-        if (r >= 0)
-                r = tm_buf_append(&b, "", 1);
-        if (r < 0) {
-                tm_buf_dispose_secret(&b);
-                return r;
-        }
-        *ret = (char *)b.data;
-        return 0;
-}
-
-static int load_password(struct bkd *b)
-{
-        const char *file = b->cfg->password_file, *env;
-        int r;
-
-        if (!file)
-                file = getenv("TIDEMARK_PASSWORD_FILE");
-        if (file) {
-                r = read_file_str(file, 4096, &b->password);
-                if (r < 0)
-                        return tm_log_errno(TM_LOG_ERR, r, "cannot read the password file '%s'",
-                                            file);
-                b->password_len = strlen(b->password);
-                while (b->password_len && (b->password[b->password_len - 1] == '\n' ||
-                                           b->password[b->password_len - 1] == '\r'))
-                        b->password[--b->password_len] = '\0';
-                return 0;
-        }
-        env = getenv("TIDEMARK_PASSWORD");
-        if (!env) {
-                tm_log(TM_LOG_ERR, "no repository password: set [repository] password_file, "
-                                   "TIDEMARK_PASSWORD_FILE or TIDEMARK_PASSWORD");
-                return -EINVAL;
-        }
-        b->password = tm_strdup(env);
-        if (!b->password)
-                return -ENOMEM;
-        b->password_len = strlen(env);
-        return 0;
-}
-
 int main(int argc, char **argv)
 {
         static const struct option opts[] = {
@@ -182,7 +136,7 @@ int main(int argc, char **argv)
         pthread_cond_init(&b.qidle, NULL);
         pthread_cond_init(&b.sched_cond, NULL);
 
-        if (load_password(&b) < 0)
+        if (tm_daemon_load_password(b.cfg->password_file, &b.password, &b.password_len) < 0)
                 goto out;
         {
                 struct tm_repo_opts o = TM_REPO_OPTS_INIT;
@@ -235,19 +189,9 @@ int main(int argc, char **argv)
         if (bkd_replica_start(&b) < 0)
                 goto out;
 
-        if (b.cfg->tls_cert || b.cfg->tls_key) {
-                if (!b.cfg->tls_cert || !b.cfg->tls_key) {
-                        tm_log(TM_LOG_ERR, "TLS needs both tls_cert and tls_key");
-                        goto out;
-                }
-                r = read_file_str(b.cfg->tls_cert, 1 << 20, &cert);
-                if (r >= 0)
-                        r = read_file_str(b.cfg->tls_key, 1 << 20, &key);
-                if (r < 0) {
-                        tm_log_errno(TM_LOG_ERR, r, "cannot read the TLS certificate or key");
-                        goto out;
-                }
-        }
+        r = tm_daemon_read_tls(b.cfg->tls_cert, b.cfg->tls_key, &cert, &key);
+        if (r < 0)
+                goto out;
         r = tm_daemon_open_log(b.cfg->access_log, &access_fd);
         if (r < 0) {
                 tm_log_errno(TM_LOG_ERR, r, "cannot open the access log '%s'", b.cfg->access_log);
@@ -324,16 +268,8 @@ out:
         tm_audit_close(b.audit);
         tm_jobs_close(b.jobs);
         tm_repo_free(b.repo);
-        if (b.password) {
-                for (volatile char *p = b.password; *p; p++)
-                        *p = 0;
-                free(b.password);
-        }
-        if (key) {
-                for (volatile char *p = key; *p; p++)
-                        *p = 0;
-                free(key);
-        }
+        tm_daemon_secret_free(b.password);
+        tm_daemon_secret_free(key);
         free(cert);
 out_early:
         tm_config_free(b.cfg);

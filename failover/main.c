@@ -7,46 +7,18 @@
  * nobody.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
+#include <tidemark/daemon.h>
 #include <tidemark/harden.h>
 #include <tidemark/log.h>
-#include <tidemark/time.h>
 
 #include "fo.h"
-
-static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
-
-/* Daemons log one JSON object per line (STYLE.md 3.5). */
-static void json_sink(enum tm_log_level level, int err, const char *msg, void *userdata)
-{
-        static const char *names[] = { "error", "warning", "info", "debug", "trace" };
-        char ts[40], *s;
-        json_t *o;
-
-        tm_time_format_ns(tm_time_now(), ts, sizeof(ts));
-        o = json_pack("{s:s, s:s, s:s, s:s}", "ts", ts, "level", names[level], "msg", msg,
-                      "service", "failoverd");
-        if (!o)
-                return;
-        if (err)
-                json_object_set_new(o, "errno", json_integer(err < 0 ? -err : err));
-        s = json_dumps(o, JSON_COMPACT);
-        json_decref(o);
-        if (!s)
-                return;
-        pthread_mutex_lock(&log_lock);
-        fprintf(stderr, "%s\n", s);
-        pthread_mutex_unlock(&log_lock);
-        free(s);
-}
 
 static void usage(FILE *f)
 {
@@ -59,38 +31,6 @@ static void usage(FILE *f)
                    "  -v, --verbose         debug logging\n"
                    "      --version         print the version\n"
                    "see docs/disaster-recovery.md and docs/configuration.md\n");
-}
-
-static int mkdir_p(const char *path)
-{
-        char buf[4096];
-
-        snprintf(buf, sizeof(buf), "%s", path);
-        for (char *p = buf + 1; *p; p++)
-                if (*p == '/') {
-                        *p = '\0';
-                        if (mkdir(buf, 0700) < 0 && errno != EEXIST)
-                                return -errno;
-                        *p = '/';
-                }
-        if (mkdir(buf, 0700) < 0 && errno != EEXIST)
-                return -errno;
-        return 0;
-}
-
-static int read_file_str(const char *path, char **ret)
-{
-        tm_buf b = TM_BUF_INIT(1 << 20);
-        int r = tm_file_read_all(path, 1 << 20, &b);
-
-        if (r >= 0)
-                r = tm_buf_append(&b, "", 1);
-        if (r < 0) {
-                tm_buf_dispose_secret(&b);
-                return r;
-        }
-        *ret = (char *)b.data;
-        return 0;
 }
 
 /* The repository is optional: without it failoverd moves primaries but
@@ -108,25 +48,9 @@ static int open_repository(struct fo *f)
 
         if (!loc)
                 return 0;
-        if (pw) {
-                r = read_file_str(pw, &f->password);
-                if (r < 0)
-                        return tm_log_errno(TM_LOG_ERR, r, "cannot read the password file '%s'",
-                                            pw);
-                f->password_len = strlen(f->password);
-                while (f->password_len && (f->password[f->password_len - 1] == '\n' ||
-                                           f->password[f->password_len - 1] == '\r'))
-                        f->password[--f->password_len] = '\0';
-        } else if (getenv("TIDEMARK_PASSWORD")) {
-                f->password = tm_strdup(getenv("TIDEMARK_PASSWORD"));
-                if (!f->password)
-                        return -ENOMEM;
-                f->password_len = strlen(f->password);
-        } else {
-                tm_log(TM_LOG_ERR, "no repository password: set [repository] password_file, "
-                                   "TIDEMARK_PASSWORD_FILE or TIDEMARK_PASSWORD");
-                return -EINVAL;
-        }
+        r = tm_daemon_load_password(pw, &f->password, &f->password_len);
+        if (r < 0)
+                return r;
         snprintf(cat, sizeof(cat), "%s/catalog.db", f->dr->state_dir);
         o.location = loc;
         o.password = f->password;
@@ -180,7 +104,7 @@ int main(int argc, char **argv)
         int c, r, check_only = 0, access_fd = -1, exit_code = 1, sig = 0;
         sigset_t sigs;
 
-        tm_log_set_sink(json_sink, NULL);
+        tm_log_set_sink(tm_daemon_log_sink, "failoverd");
         /* no core file and no same-user ptrace can read the secrets */
         r = tm_harden_process();
         if (r < 0) {
@@ -254,7 +178,7 @@ int main(int argc, char **argv)
         f.sites = calloc(f.dr->n_sites, sizeof(*f.sites));
         if (!f.sites)
                 goto out;
-        r = mkdir_p(f.dr->state_dir);
+        r = tm_daemon_mkdir_p(f.dr->state_dir);
         if (r < 0) {
                 tm_log_errno(TM_LOG_ERR, r, "cannot create the state directory '%s'",
                              f.dr->state_dir);
@@ -287,33 +211,13 @@ int main(int argc, char **argv)
         if (r < 0)
                 goto out;
 
-        if (f.cfg->tls_cert || f.cfg->tls_key) {
-                if (!f.cfg->tls_cert || !f.cfg->tls_key) {
-                        tm_log(TM_LOG_ERR, "TLS needs both tls_cert and tls_key");
-                        goto out;
-                }
-                r = read_file_str(f.cfg->tls_cert, &cert);
-                if (r >= 0)
-                        r = read_file_str(f.cfg->tls_key, &key);
-                if (r < 0) {
-                        tm_log_errno(TM_LOG_ERR, r, "cannot read the TLS certificate or key");
-                        goto out;
-                }
-        }
-        if (!strcmp(f.cfg->access_log, "none"))
-                access_fd = -1;
-        else if (!strcmp(f.cfg->access_log, "stderr"))
-                access_fd = 2;
-        else if (!strcmp(f.cfg->access_log, "stdout"))
-                access_fd = 1;
-        else {
-                access_fd = open(f.cfg->access_log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC,
-                                 0600);
-                if (access_fd < 0) {
-                        tm_log_errno(TM_LOG_ERR, -errno, "cannot open the access log '%s'",
-                                     f.cfg->access_log);
-                        goto out;
-                }
+        r = tm_daemon_read_tls(f.cfg->tls_cert, f.cfg->tls_key, &cert, &key);
+        if (r < 0)
+                goto out;
+        r = tm_daemon_open_log(f.cfg->access_log, &access_fd);
+        if (r < 0) {
+                tm_log_errno(TM_LOG_ERR, r, "cannot open the access log '%s'", f.cfg->access_log);
+                goto out;
         }
         if (!f.cfg->n_tokens && f.cfg->anonymous_role > TM_ROLE_NONE)
                 tm_log(TM_LOG_WARN, "no API tokens are configured: requests without a token act "
@@ -333,17 +237,9 @@ int main(int argc, char **argv)
         if (r < 0)
                 goto out;
         tm_log(TM_LOG_INFO, "listening on %s (port %d)", ho.listen, tm_http_port(f.http));
-        if (port_file) {
-                char tmp[4096 + 8];
-                FILE *pf;
-
-                snprintf(tmp, sizeof(tmp), "%s.tmp", port_file);
-                pf = fopen(tmp, "w");
-                if (!pf || fprintf(pf, "%d\n", tm_http_port(f.http)) < 0 || fclose(pf) != 0 ||
-                    rename(tmp, port_file) < 0) {
-                        tm_log_errno(TM_LOG_ERR, -errno, "cannot write '%s'", port_file);
-                        goto out;
-                }
+        if (port_file && (r = tm_daemon_write_port_file(port_file, tm_http_port(f.http))) < 0) {
+                tm_log_errno(TM_LOG_ERR, r, "cannot write '%s'", port_file);
+                goto out;
         }
         for (;;) {
                 if (sigwait(&sigs, &sig) != 0)
@@ -384,16 +280,8 @@ out:
         tm_audit_close(f.audit);
         tm_jobs_close(f.jobs);
         tm_repo_free(f.repo);
-        if (f.password) {
-                for (volatile char *p = f.password; *p; p++)
-                        *p = 0;
-                free(f.password);
-        }
-        if (key) {
-                for (volatile char *p = key; *p; p++)
-                        *p = 0;
-                free(key);
-        }
+        tm_daemon_secret_free(f.password);
+        tm_daemon_secret_free(key);
         free(cert);
 out_early:
         tm_dr_conf_free(f.dr);

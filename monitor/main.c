@@ -273,12 +273,8 @@ int main(int argc, char **argv)
                        "no API tokens are configured: requests without a token act as '%s'",
                        tm_http_role_name(m.cfg->anonymous_role));
         r = tm_daemon_read_tls(m.cfg->tls_cert, m.cfg->tls_key, &cert, &key);
-        if (r < 0) {
-                tm_log_errno(TM_LOG_ERR, r, "cannot read the TLS certificate or key (%s, %s)",
-                             m.cfg->tls_cert ? m.cfg->tls_cert : "tls_cert missing",
-                             m.cfg->tls_key ? m.cfg->tls_key : "tls_key missing");
+        if (r < 0)
                 goto out;
-        }
         ho.tls_cert_pem = cert;
         ho.tls_key_pem = key;
         ho.listen = listen ? listen : st.listen;
@@ -343,10 +339,7 @@ out:
         tm_probe_strv_free(m.audit_logs);
         free(m.ch_sent);
         free(m.ch_failed);
-        if (key) {
-                explicit_bzero(key, strlen(key));
-                free(key);
-        }
+        tm_daemon_secret_free(key);
         free(cert);
         tm_config_free(m.cfg);
         if (exit_code == 0)

@@ -112,6 +112,45 @@ static void test_read_tls(void **state)
         rmdir(dir);
 }
 
+static void test_load_password(void **state)
+{
+        char dir[] = "/tmp/tm-daemon-pw-XXXXXX", path[128];
+        char *pw = NULL;
+        size_t n = 0;
+        FILE *f;
+
+        (void)state;
+        assert_non_null(mkdtemp(dir));
+        snprintf(path, sizeof(path), "%s/pw", dir);
+        f = fopen(path, "w");
+        assert_non_null(f);
+        fputs("correct horse\r\n\n", f);
+        fclose(f);
+        unsetenv("TIDEMARK_PASSWORD_FILE");
+        /* a file wins over the environment; its line endings are dropped */
+        setenv("TIDEMARK_PASSWORD", "from env", 1);
+        assert_int_equal(tm_daemon_load_password(path, &pw, &n), 0);
+        assert_string_equal(pw, "correct horse");
+        assert_int_equal(n, 13);
+        tm_daemon_secret_free(pw);
+        /* TIDEMARK_PASSWORD_FILE, then TIDEMARK_PASSWORD */
+        setenv("TIDEMARK_PASSWORD_FILE", path, 1);
+        assert_int_equal(tm_daemon_load_password(NULL, &pw, &n), 0);
+        assert_string_equal(pw, "correct horse");
+        tm_daemon_secret_free(pw);
+        unsetenv("TIDEMARK_PASSWORD_FILE");
+        assert_int_equal(tm_daemon_load_password(NULL, &pw, &n), 0);
+        assert_string_equal(pw, "from env");
+        assert_int_equal(n, 8);
+        tm_daemon_secret_free(pw);
+        unsetenv("TIDEMARK_PASSWORD");
+        assert_int_equal(tm_daemon_load_password(NULL, &pw, &n), -EINVAL);
+        unlink(path);
+        assert_int_equal(tm_daemon_load_password(path, &pw, &n), -ENOENT);
+        tm_daemon_secret_free(NULL);
+        rmdir(dir);
+}
+
 static void test_log_line(void **state)
 {
         char tmpl[] = "/tmp/tm-daemon-log-XXXXXX", line[512];
@@ -146,6 +185,7 @@ int main(void)
                 cmocka_unit_test(test_chores),
                 cmocka_unit_test(test_log_line),
                 cmocka_unit_test(test_read_tls),
+                cmocka_unit_test(test_load_password),
         };
 
         return cmocka_run_group_tests(tests, NULL, NULL);

@@ -5,6 +5,8 @@
  * access log, and the port file a test or a supervisor reads once the
  * daemon listens.
  */
+#include <stddef.h>
+
 #include <tidemark/log.h>
 
 /**
@@ -27,7 +29,18 @@ int tm_daemon_write_port_file(const char *path, int port);
  * tm_daemon_read_tls() - read a PEM certificate and key for the HTTP server
  * ([server] tls_cert, tls_key). Both NULL: 0 and no TLS (*ret_* NULL). One
  * without the other: -EINVAL. Else 0 and the two NUL-terminated PEMs (the
- * caller frees both), or -errno of the file that failed.
+ * caller frees both, the key with tm_daemon_secret_free), or -errno of the
+ * file that failed. Failures are logged, naming the file.
  */
 int tm_daemon_read_tls(const char *cert_path, const char *key_path, char **ret_cert,
                        char **ret_key);
+/**
+ * tm_daemon_load_password() - the repository passphrase of a daemon: the
+ * file given (else TIDEMARK_PASSWORD_FILE; trailing newlines dropped), else
+ * TIDEMARK_PASSWORD. Returns 0 with *ret (free with tm_daemon_secret_free)
+ * and *ret_len, or a negative errno after logging which source failed
+ * (-EINVAL: none given).
+ */
+int tm_daemon_load_password(const char *file, char **ret, size_t *ret_len);
+/* Wipe a NUL-terminated secret (passphrase, TLS key) and free it; NULL-safe. */
+void tm_daemon_secret_free(char *s);

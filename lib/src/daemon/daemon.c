@@ -123,14 +123,63 @@ int tm_daemon_read_tls(const char *cert_path, const char *key_path, char **ret_c
         *ret_cert = *ret_key = NULL;
         if (!cert_path && !key_path)
                 return 0;
-        if (!cert_path || !key_path)
+        if (!cert_path || !key_path) {
+                tm_log(TM_LOG_ERR, "TLS needs both tls_cert and tls_key");
                 return -EINVAL;
+        }
         r = read_pem(cert_path, ret_cert);
-        if (r >= 0)
-                r = read_pem(key_path, ret_key);
+        if (r < 0)
+                return tm_log_errno(TM_LOG_ERR, r, "cannot read the TLS certificate '%s'",
+                                    cert_path);
+        r = read_pem(key_path, ret_key);
         if (r < 0) {
                 free(*ret_cert);
                 *ret_cert = NULL;
+                return tm_log_errno(TM_LOG_ERR, r, "cannot read the TLS key '%s'", key_path);
         }
-        return r;
+        return 0;
+}
+
+int tm_daemon_load_password(const char *file, char **ret, size_t *ret_len)
+{
+        tm_buf b = TM_BUF_INIT(4096);
+        const char *env;
+        int r;
+
+        if (!file)
+                file = getenv("TIDEMARK_PASSWORD_FILE");
+        if (file) {
+                r = tm_file_read_all(file, 4096, &b);
+                while (r >= 0 && b.len && (b.data[b.len - 1] == '\n' || b.data[b.len - 1] == '\r'))
+                        b.len--;
+                if (r >= 0)
+                        r = tm_buf_append(&b, "", 1);
+                if (r < 0) {
+                        tm_buf_dispose_secret(&b);
+                        return tm_log_errno(TM_LOG_ERR, r, "cannot read the password file '%s'",
+                                            file);
+                }
+                *ret = (char *)b.data;
+                *ret_len = strlen(*ret);
+                return 0;
+        }
+        env = getenv("TIDEMARK_PASSWORD");
+        if (!env) {
+                tm_log(TM_LOG_ERR, "no repository password: set [repository] password_file, "
+                                   "TIDEMARK_PASSWORD_FILE or TIDEMARK_PASSWORD");
+                return -EINVAL;
+        }
+        *ret = tm_strdup(env);
+        if (!*ret)
+                return -ENOMEM;
+        *ret_len = strlen(env);
+        return 0;
+}
+
+void tm_daemon_secret_free(char *s)
+{
+        if (!s)
+                return;
+        explicit_bzero(s, strlen(s));
+        free(s);
 }
