@@ -663,7 +663,7 @@ static int on_component(struct loader *l, const char *k, const char *v)
         if (!strcmp(k, "host"))
                 return set_str(&cc->pg_host, v);
         if (!strcmp(k, "port")) {
-                if (strspn(v, "0123456789") != strlen(v) || strlen(v) > 5 || !*v || strtol(v, NULL, 10) > 65535)
+                if (parse_uint(v, 65535, &x) < 0)
                         return fail(l, "invalid port '%s'", v), 0;
                 return set_str(&cc->pg_port, v);
         }
