@@ -535,6 +535,10 @@ int tm_repo__ingest_index(tm_repo *repo, const tm_id *index_id)
                 }
         }
         r = tm_catalog_index_add(repo->cat, index_id);
+        /* another handle on this catalog (backupd's WAL stream beside a base
+         * backup) recorded it between our listing and now: same outcome */
+        if (r == -EEXIST)
+                r = 0;
 out:
         tm_index_dispose(&idx);
         tm_buf_dispose(&raw);
@@ -769,6 +773,10 @@ int tm_repo_index_save(tm_repo *repo, const struct tm_index *idx, tm_id *ret_id)
         }
         if (r >= 0)
                 r = tm_catalog_index_add(repo->cat, &id);
+        /* a concurrent sync on another handle adopted the file we just
+         * put before we committed: the rows it wrote are ours */
+        if (r == -EEXIST)
+                r = 0;
         if (r < 0) {
                 tm_catalog_rollback(repo->cat);
                 goto out;
