@@ -498,10 +498,19 @@ static int api_sla(struct tm_http_req *rq, json_t *body, json_t **ret)
         struct mon *m = tm_http_app(rq);
         char t[40];
 
+        json_t *targets = json_pack("{s:f}", "p95_response_ms", 500.0);
+
+        for (int i = 0; targets && i < TM_TIER_COUNT; i++)
+                if (json_object_set_new(targets, tm_tier_name((enum tm_tier)i),
+                                        json_real(tm_tier_availability((enum tm_tier)i))) < 0) {
+                        json_decref(targets);
+                        targets = NULL;
+                }
+        if (!targets)
+                return -ENOMEM;
         tm_time_format(tm_time_now(), t, sizeof(t));
-        *ret = json_pack("{s:s, s:{s:f, s:f, s:f, s:f, s:f}, s:o}", "generated", t, "targets",
-                         "critical", 99.95, "high", 99.90, "standard", 99.50, "development", 99.0,
-                         "p95_response_ms", 500.0, "services", mon_sla_json(m, tm_time_now()));
+        *ret = json_pack("{s:s, s:o, s:o}", "generated", t, "targets", targets, "services",
+                         mon_sla_json(m, tm_time_now()));
         return *ret ? 200 : -ENOMEM;
 }
 

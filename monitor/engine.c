@@ -107,7 +107,7 @@ json_t *mon_sla_json(struct mon *m, int64_t now)
                         json_object_set_new(w, windows[k].name, tm_sla_report_json(&rep));
                 }
                 o = json_pack("{s:s, s:f, s:f, s:o}", "tier", tm_tier_name(s->tier),
-                              "target_percent", tm_sla_target(s->tier), "p95_target_ms", 500.0,
+                              "target_percent", tm_tier_availability(s->tier), "p95_target_ms", 500.0,
                               "windows", w);
                 json_object_set_new(services, s->name, o);
         }
@@ -147,7 +147,7 @@ void mon_metrics_refresh(struct mon *m)
                 const char *tier = tm_tier_name(s->tier);
                 const char *lab[] = { "service", s->name, "tier", tier, NULL };
 
-                tm_metrics_set(m->metrics, "sla_target_percent", lab, tm_sla_target(s->tier));
+                tm_metrics_set(m->metrics, "sla_target_percent", lab, tm_tier_availability(s->tier));
                 for (size_t k = 0; k < TM_ARRAY_SIZE(windows); k++) {
                         struct tm_sla_report rep;
                         const char *wl[] = { "service", s->name,         "tier", tier,

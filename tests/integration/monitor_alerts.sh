@@ -291,6 +291,7 @@ mhttp GET /api/v1/sla/metrics
 assert_http 200 "sla" '"availability_percent"'
 [[ $(printf '%s' "$HTTP_BODY" | json_get 'd["services"]["backupd"]["windows"]["1h"]["probes"]') -ge 3 ]] || fail "sla: $HTTP_BODY"
 [[ $(printf '%s' "$HTTP_BODY" | json_get 'd["services"]["backupd"]["target_percent"]') == 99.95 ]] || fail "sla target"
+[[ $(printf '%s' "$HTTP_BODY" | json_get 'd["targets"]["high"]') == 99.9 ]] || fail "sla targets: $HTTP_BODY"
 mhttp POST /api/v1/alerts/silences -H 'Content-Type: application/json' -d '{"alert": "backupd_down", "duration": "1h", "comment": "maintenance"}'
 assert_http 201 "silence"
 mhttp GET /api/v1/alerts/silences

@@ -253,6 +253,22 @@ static void test_names(void **state)
 
         assert_string_equal(tm_tier_name(TM_TIER_CRITICAL), "critical");
         assert_string_equal(tm_tier_name(TM_TIER_DEVELOPMENT), "development");
+        assert_string_equal(tm_tier_name((enum tm_tier)9), "?");
+        /* the spec's targets: critical 30 min / 5 min ... development 8 h / 4 h */
+        assert_true(tm_tier_rto(TM_TIER_CRITICAL) == 1800 * TM_NSEC_PER_SEC);
+        assert_true(tm_tier_rpo(TM_TIER_CRITICAL) == 300 * TM_NSEC_PER_SEC);
+        assert_true(tm_tier_rto(TM_TIER_HIGH) == 3600 * TM_NSEC_PER_SEC);
+        assert_true(tm_tier_rpo(TM_TIER_HIGH) == 900 * TM_NSEC_PER_SEC);
+        assert_true(tm_tier_rto(TM_TIER_STANDARD) == 4 * 3600 * TM_NSEC_PER_SEC);
+        assert_true(tm_tier_rpo(TM_TIER_STANDARD) == 3600 * TM_NSEC_PER_SEC);
+        assert_true(tm_tier_rto(TM_TIER_DEVELOPMENT) == 8 * 3600 * TM_NSEC_PER_SEC);
+        assert_true(tm_tier_rpo(TM_TIER_DEVELOPMENT) == 4 * 3600 * TM_NSEC_PER_SEC);
+        assert_true(tm_tier_availability(TM_TIER_CRITICAL) == 99.95);
+        assert_true(tm_tier_availability(TM_TIER_HIGH) == 99.90);
+        assert_true(tm_tier_availability(TM_TIER_STANDARD) == 99.50);
+        /* an unknown tier is treated as standard */
+        assert_true(tm_tier_rpo((enum tm_tier)9) == tm_tier_rpo(TM_TIER_STANDARD));
+        assert_true(tm_tier_availability((enum tm_tier)9) == 99.50);
         assert_string_equal(tm_strategy_name(TM_STRATEGY_DIFFERENTIAL), "differential");
         assert_int_equal(tm_strategy_parse("incremental", &s), 0);
         assert_int_equal(s, TM_STRATEGY_INCREMENTAL);

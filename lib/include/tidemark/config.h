@@ -37,7 +37,14 @@ enum tm_component_type { TM_COMPONENT_FILES, TM_COMPONENT_COMMAND, TM_COMPONENT_
 enum tm_strategy { TM_STRATEGY_FULL, TM_STRATEGY_DIFFERENTIAL, TM_STRATEGY_INCREMENTAL };
 #define TM_STRATEGY_COUNT 3
 
+enum { TM_TIER_COUNT = TM_TIER_DEVELOPMENT + 1 };
+
 const char *tm_tier_name(enum tm_tier t);
+/* The spec's targets for a tier (an unknown one gets standard's): recovery
+ * time and point objectives in ns, availability in percent. */
+int64_t tm_tier_rto(enum tm_tier t);
+int64_t tm_tier_rpo(enum tm_tier t);
+double tm_tier_availability(enum tm_tier t);
 const char *tm_strategy_name(enum tm_strategy s);
 /* "full" -> TM_STRATEGY_FULL... Returns 0 or -EINVAL. */
 int tm_strategy_parse(const char *s, enum tm_strategy *ret);

@@ -88,8 +88,6 @@ const struct tm_probe_check *tm_probe_check_find(const struct tm_probe_config *p
                                                  const char *name);
 const struct tm_probe_service *tm_probe_service_find(const struct tm_probe_config *pc,
                                                      const char *name);
-/* The spec's RPO of a tier, in ns. */
-int64_t tm_probe_tier_rpo(enum tm_tier t);
 /* "ok" "failing" "unknown"; "http" "metric" "freshness"; ">" ... */
 const char *tm_probe_status_name(enum tm_probe_status s);
 const char *tm_probe_type_name(enum tm_probe_type t);

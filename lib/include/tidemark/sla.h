@@ -39,8 +39,6 @@ void tm_sla_free(tm_sla *s);
 /* Record one probe of service at t (ns): ok or not, and its latency.
  * Returns 0, -EINVAL (bad service name), -ENOMEM, -errno (not persisted). */
 int tm_sla_record(tm_sla *s, const char *service, int64_t t, int ok, int64_t latency_ns);
-/* The target availability of a tier, in percent. */
-double tm_sla_target(enum tm_tier tier);
 /* The report of service over [now - window, now]. Returns 0 or -ENOENT
  * (never probed). */
 int tm_sla_report(tm_sla *s, const char *service, enum tm_tier tier, int64_t window_ns, int64_t now,

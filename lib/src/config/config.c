@@ -188,12 +188,45 @@ int64_t tm_schedule_next(const struct tm_schedule *s, int64_t after)
 
 /* ---- names ---- */
 
-static const char *tier_names[] = { "critical", "high", "standard", "development" };
+/* The spec's service tiers. One table: backupd's and monitord's freshness
+ * checks, monitord's SLA and failoverd's default targets all read it. The
+ * spec gives no availability for development; 99.0 is ours. */
+static const struct {
+        const char *name;
+        int64_t rto_min, rpo_min;
+        double availability;
+} service_tiers[] = {
+        [TM_TIER_CRITICAL] = { "critical", 30, 5, 99.95 },
+        [TM_TIER_HIGH] = { "high", 60, 15, 99.90 },
+        [TM_TIER_STANDARD] = { "standard", 240, 60, 99.50 },
+        [TM_TIER_DEVELOPMENT] = { "development", 480, 240, 99.0 },
+};
 static const char *strategy_names[] = { "full", "differential", "incremental" };
 
 const char *tm_tier_name(enum tm_tier t)
 {
-        return (unsigned)t < TM_ARRAY_SIZE(tier_names) ? tier_names[t] : "?";
+        return (unsigned)t < TM_ARRAY_SIZE(service_tiers) ? service_tiers[t].name : "?";
+}
+
+/* an unknown tier gets standard's targets, like an unconfigured component */
+static unsigned tier_index(enum tm_tier t)
+{
+        return (unsigned)t < TM_ARRAY_SIZE(service_tiers) ? (unsigned)t : TM_TIER_STANDARD;
+}
+
+int64_t tm_tier_rto(enum tm_tier t)
+{
+        return service_tiers[tier_index(t)].rto_min * 60 * TM_NSEC_PER_SEC;
+}
+
+int64_t tm_tier_rpo(enum tm_tier t)
+{
+        return service_tiers[tier_index(t)].rpo_min * 60 * TM_NSEC_PER_SEC;
+}
+
+double tm_tier_availability(enum tm_tier t)
+{
+        return service_tiers[tier_index(t)].availability;
 }
 
 const char *tm_strategy_name(enum tm_strategy s)
@@ -690,8 +723,8 @@ static int on_component(struct loader *l, const char *k, const char *v)
                 return set_str(&cc->stdin_filename, v);
         }
         if (!strcmp(k, "tier")) {
-                for (size_t i = 0; i < TM_ARRAY_SIZE(tier_names); i++)
-                        if (!strcmp(v, tier_names[i])) {
+                for (size_t i = 0; i < TM_ARRAY_SIZE(service_tiers); i++)
+                        if (!strcmp(v, service_tiers[i].name)) {
                                 cc->tier = (enum tm_tier)i;
                                 return 0;
                         }

@@ -12,17 +12,6 @@
 
 static const char *const hook_names[TM_DR_HOOK_COUNT] = { "fence", "switch-traffic", "notify" };
 
-/* The spec's service tiers and their targets. */
-static const struct {
-        const char *name;
-        int64_t rto_s, rpo_s;
-} default_tiers[] = {
-        { "critical", 30 * 60, 5 * 60 },
-        { "high", 3600, 15 * 60 },
-        { "standard", 4 * 3600, 3600 },
-        { "development", 8 * 3600, 4 * 3600 },
-};
-
 const char *tm_dr_hook_name(enum tm_dr_hook_kind k)
 {
         return k < TM_DR_HOOK_COUNT ? hook_names[k] : "?";
@@ -338,15 +327,16 @@ int tm_dr_conf_load(const struct tm_config *cfg, struct tm_dr_conf **ret, char *
         c->check_interval_ns = 5 * TM_NSEC_PER_SEC;
         c->connect_timeout_ns = 2 * TM_NSEC_PER_SEC;
         c->catchup_timeout_ns = 120 * TM_NSEC_PER_SEC;
-        c->tiers = calloc(TM_ARRAY_SIZE(default_tiers), sizeof(*c->tiers));
+        /* the spec's tiers first; [service_tier.*] sections adjust them */
+        c->tiers = calloc(TM_TIER_COUNT, sizeof(*c->tiers));
         if (!c->tiers)
                 goto out;
-        for (size_t i = 0; i < TM_ARRAY_SIZE(default_tiers); i++) {
-                c->tiers[i].name = tm_strdup(default_tiers[i].name);
-                if (!c->tiers[i].name)
+        for (int t = 0; t < TM_TIER_COUNT; t++) {
+                c->tiers[t].name = tm_strdup(tm_tier_name((enum tm_tier)t));
+                if (!c->tiers[t].name)
                         goto out;
-                c->tiers[i].rto_ns = default_tiers[i].rto_s * TM_NSEC_PER_SEC;
-                c->tiers[i].rpo_ns = default_tiers[i].rpo_s * TM_NSEC_PER_SEC;
+                c->tiers[t].rto_ns = tm_tier_rto((enum tm_tier)t);
+                c->tiers[t].rpo_ns = tm_tier_rpo((enum tm_tier)t);
                 c->n_tiers++;
         }
         for (size_t i = 0; i < cfg->n_sections; i++) {

@@ -47,13 +47,6 @@ int tm_probe_strv_split(const char *s, char ***ret)
         return 0;
 }
 
-int64_t tm_probe_tier_rpo(enum tm_tier t)
-{
-        static const int64_t min[] = { 5, 15, 60, 240 };
-
-        return min[t <= TM_TIER_DEVELOPMENT ? t : TM_TIER_STANDARD] * 60 * TM_NSEC_PER_SEC;
-}
-
 const char *tm_probe_status_name(enum tm_probe_status s)
 {
         return s == TM_PROBE_OK ? "ok" : s == TM_PROBE_FAILING ? "failing" : "unknown";
@@ -473,7 +466,7 @@ void tm_probe_eval_freshness(const struct tm_config *cfg, const struct tm_probe_
                 n++;
                 cc = tm_config_component(cfg, name);
                 rpo = c->max_age_ns ? c->max_age_ns
-                                    : tm_probe_tier_rpo(cc ? cc->tier : TM_TIER_STANDARD);
+                                    : tm_tier_rpo(cc ? cc->tier : TM_TIER_STANDARD);
                 snprintf(m, sizeof(m), "component=%s", name);
                 if (tm_promtext_select(pt, "backup_last_success_timestamp_seconds", mv,
                                        TM_PROMTEXT_MAX, &last) < 0) {

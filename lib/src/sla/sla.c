@@ -180,13 +180,6 @@ out:
         return rc;
 }
 
-double tm_sla_target(enum tm_tier tier)
-{
-        static const double t[] = { 99.95, 99.90, 99.50, 99.0 };
-
-        return t[tier <= TM_TIER_DEVELOPMENT ? tier : TM_TIER_STANDARD];
-}
-
 static int cmp_i32(const void *a, const void *b)
 {
         int32_t x = *(const int32_t *)a, y = *(const int32_t *)b;
@@ -204,7 +197,7 @@ int tm_sla_report(tm_sla *s, const char *service, enum tm_tier tier, int64_t win
         int r = 0;
 
         memset(ret, 0, sizeof(*ret));
-        ret->target_percent = tm_sla_target(tier);
+        ret->target_percent = tm_tier_availability(tier);
         pthread_mutex_lock(&s->lock);
         h = get_hist(s, service, 0);
         if (!h) {
