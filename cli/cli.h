@@ -84,6 +84,15 @@ extern struct cli_opts cli_opts;
 /* ---- messages (main.c) ---- */
 /* Print "tidemark: error: <message>" and return CLI_EXIT_FAIL. */
 int cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* cli_audit.c: `audit verify`, and the entries of mutating commands in the
+ * config's audit_log. begin returns 0 (*ret NULL when nothing is to be
+ * recorded) or an exit code; end appends the entry and closes nothing. */
+struct tm_audit;
+int cli_cmd_audit(void);
+int cli_audit_wanted(const char *command);
+int cli_audit_begin(struct tm_audit **ret);
+void cli_audit_end(struct tm_audit *a, const char *command, int argc, char **argv, int rc);
 /* Same, with ": <strerror(-r)>" appended. */
 int cli_error_errno(int r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* "tidemark: warning: <message>" on stderr (kept even with --quiet). */

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <tidemark/audit.h>
 #include <tidemark/harden.h>
 
 #include "cli.h"
@@ -52,7 +53,6 @@ enum cli_cmd {
         (M(CMD_BACKUP) | M(CMD_SNAPSHOTS) | M(CMD_LS) | M(CMD_DIFF) | M(CMD_RESTORE) | \
          M(CMD_FORGET))
 
-int cli_cmd_audit(void); /* cli_audit.c */
 
 static const struct {
         const char *name;
@@ -475,6 +475,7 @@ int main(int argc, char **argv)
         unsigned char seen[OPT__END] = { 0 };
         int c, r = CLI_EXIT_FAIL, want_version = 0, want_help = 0;
         const char *name;
+        tm_audit *audit = NULL;
         int cmd = -1;
         char optbuf[64];
         uint64_t v;
@@ -710,12 +711,18 @@ int main(int argc, char **argv)
                 cli_opts.config = getenv("TIDEMARK_CONFIG");
         cli_opts.args = argv + optind + 1;
         cli_opts.n_args = (size_t)(argc - optind - 1);
+        if (cli_audit_wanted(name)) {
+                r = cli_audit_begin(&audit);
+                if (r != 0)
+                        goto out;
+        }
         if (cmd == CMD_BACKUP && cli_pg_backup_wanted())
                 r = cli_cmd_pg_backup();
         else if (cmd == CMD_RESTORE && cli_opts.component)
                 r = cli_cmd_pg_restore();
         else
                 r = commands[cmd].fn();
+        cli_audit_end(audit, name, argc, argv, r);
         fflush(stdout);
         if (ferror(stdout))
                 r = cli_error("cannot write the output");
@@ -727,6 +734,7 @@ out:
         strv_dispose(&cli_opts.excludes);
         strv_dispose(&cli_opts.includes);
         strv_dispose(&cli_opts.mount_options);
+        tm_audit_close(audit);
         tm_config_free(cli_opts.cfg);
         return r;
 }

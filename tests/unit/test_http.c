@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <spawn.h>
 #include <stdarg.h>
@@ -410,6 +411,50 @@ static void test_access_and_audit_log(void **state)
         assert_int_equal(tm_audit_verify(cmd, NULL, why, sizeof(why)), -ENOENT);
 }
 
+struct appender {
+        const char *path;
+        int id, r;
+};
+
+static void *append_loop(void *arg)
+{
+        struct appender *x = arg;
+        tm_audit *a = NULL;
+
+        x->r = tm_audit_open(x->path, &a);
+        for (int i = 0; x->r == 0 && i < 50; i++) {
+                json_t *e = json_pack("{s:i, s:i}", "writer", x->id, "n", i);
+
+                x->r = e ? tm_audit_append(a, e) : -ENOMEM;
+                json_decref(e);
+        }
+        tm_audit_close(a);
+        return NULL;
+}
+
+/* Several handles on one log (backupd, failoverd and the CLI sharing an
+ * audit_log): their entries interleave and the chain stays intact. */
+static void test_audit_shared(void **state)
+{
+        struct fx *f = *state;
+        struct appender x[3];
+        pthread_t th[3];
+        char path[600], why[256];
+        uint64_t lines = 0;
+
+        snprintf(path, sizeof(path), "%s/shared-audit.log", f->dir);
+        for (int i = 0; i < 3; i++) {
+                x[i] = (struct appender){ path, i, 0 };
+                assert_int_equal(pthread_create(&th[i], NULL, append_loop, &x[i]), 0);
+        }
+        for (int i = 0; i < 3; i++) {
+                pthread_join(th[i], NULL);
+                assert_int_equal(x[i].r, 0);
+        }
+        assert_int_equal(tm_audit_verify(path, &lines, why, sizeof(why)), 0);
+        assert_int_equal(lines, 150);
+}
+
 static int h_app(struct tm_http_req *rq, json_t *body, json_t **ret)
 {
         *ret = json_pack("{s:s}", "app", (const char *)tm_http_app(rq));
@@ -714,6 +759,7 @@ int main(void)
                 cmocka_unit_test_setup_teardown(test_bodies, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_endless_body_cut_off, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_access_and_audit_log, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_audit_shared, setup, teardown),
                 cmocka_unit_test(test_app_and_quiesce),
                 cmocka_unit_test(test_serve_bad_listen),
                 cmocka_unit_test(test_metrics),

@@ -1,7 +1,10 @@
 /*
  * audit: the hash-chained audit log (see tidemark/audit.h for the format).
- * Appends are serialised by a mutex; each line goes out in one write() on
- * an O_APPEND descriptor and is fsynced before the head moves, so a crash
+ * Appends are serialised by a mutex within a process and by flock() across
+ * processes (backupd, failoverd and the CLI may share one log): under the
+ * lock, a file that grew since our last append has its new last line read
+ * so the chain continues from it. Each line goes out in one write() on an
+ * O_APPEND descriptor and is fsynced before the head moves, so a crash
  * leaves at worst a line the head does not cover yet (verify reports it).
  */
 #include <errno.h>
@@ -10,6 +13,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <tidemark/audit.h>
@@ -19,6 +24,8 @@
 
 #define AUDIT_MAX_FILE (1024u * 1024 * 1024)
 #define AUDIT_MAX_HEAD 4096
+/* an entry is a few hundred bytes plus a request body of at most 4 KiB */
+#define AUDIT_MAX_LINE (256u * 1024)
 
 struct tm_audit {
         pthread_mutex_t lock;
@@ -27,6 +34,7 @@ struct tm_audit {
         char *head_path;
         uint64_t seq;
         char prev[TM_ID_HEX_LEN + 1];
+        off_t end; /* the file's size when seq/prev were last known */
 };
 
 static void line_hash(const char *p, size_t n, char out[TM_ID_HEX_LEN + 1])
@@ -65,11 +73,79 @@ out:
         return r;
 }
 
+/*
+ * Continue the chain from the file's last line: read the tail, take its
+ * seq and hash. A partial last line (a crash mid-write) is refused: an
+ * operator decides what to do with it.
+ */
+static int tail_load(tm_audit *a)
+{
+        struct stat st;
+        char *buf = NULL;
+        const char *start, *stop;
+        json_t *last = NULL;
+        json_int_t seq;
+        size_t n;
+        off_t off;
+        int r;
+
+        if (fstat(a->fd, &st) < 0)
+                return tm_log_errno(TM_LOG_ERR, -errno, "cannot stat audit log '%s'", a->path);
+        if (st.st_size == 0) {
+                a->seq = 0;
+                memcpy(a->prev, zero_hash, sizeof(a->prev));
+                a->end = 0;
+                return 0;
+        }
+        n = st.st_size < (off_t)AUDIT_MAX_LINE ? (size_t)st.st_size : AUDIT_MAX_LINE;
+        off = st.st_size - (off_t)n;
+        buf = malloc(n);
+        if (!buf)
+                return -ENOMEM;
+        for (size_t got = 0; got < n;) {
+                ssize_t k = pread(a->fd, buf + got, n - got, off + (off_t)got);
+
+                if (k <= 0) {
+                        r = tm_log_errno(TM_LOG_ERR, k < 0 ? -errno : -EIO,
+                                         "cannot read audit log '%s'", a->path);
+                        goto out;
+                }
+                got += (size_t)k;
+        }
+        if (buf[n - 1] != '\n') {
+                r = tm_log_errno(TM_LOG_ERR, -EBADMSG,
+                                 "audit log '%s' ends with an incomplete line", a->path);
+                goto out;
+        }
+        stop = buf + n - 1;
+        start = stop;
+        while (start > buf && start[-1] != '\n')
+                start--;
+        if (start == buf && off > 0) {
+                r = tm_log_errno(TM_LOG_ERR, -EBADMSG,
+                                 "audit log '%s': the last line is longer than %u bytes", a->path,
+                                 AUDIT_MAX_LINE);
+                goto out;
+        }
+        last = json_loadb(start, (size_t)(stop - start), 0, NULL);
+        if (!last || json_unpack(last, "{s:I}", "seq", &seq) < 0 || seq < 1) {
+                r = tm_log_errno(TM_LOG_ERR, -EBADMSG,
+                                 "audit log '%s': the last line is not an entry", a->path);
+                goto out;
+        }
+        a->seq = (uint64_t)seq;
+        line_hash(start, (size_t)(stop - start), a->prev);
+        a->end = st.st_size;
+        r = 0;
+out:
+        json_decref(last);
+        free(buf);
+        return r;
+}
+
 int tm_audit_open(const char *path, tm_audit **ret)
 {
-        tm_buf content = TM_BUF_INIT(AUDIT_MAX_FILE);
         tm_audit *a = NULL;
-        json_t *last = NULL;
         size_t head_len;
         int r;
 
@@ -87,45 +163,22 @@ int tm_audit_open(const char *path, tm_audit **ret)
                 goto out;
         }
         snprintf(a->head_path, head_len, "%s.head", path);
-        a->fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+        a->fd = open(path, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
         if (a->fd < 0) {
                 r = tm_log_errno(TM_LOG_ERR, -errno, "cannot open audit log '%s'", path);
                 goto out;
         }
-        r = tm_file_read_all(path, AUDIT_MAX_FILE, &content);
+        if (flock(a->fd, LOCK_SH) < 0) {
+                r = tm_log_errno(TM_LOG_ERR, -errno, "cannot lock audit log '%s'", path);
+                goto out;
+        }
+        r = tail_load(a);
+        flock(a->fd, LOCK_UN);
         if (r < 0)
                 goto out;
-        if (content.len > 0) {
-                const char *p = (const char *)content.data, *start;
-                size_t end = content.len;
-                json_int_t seq;
-
-                /* a crash may leave a partial last line without '\n': refuse,
-                 * an operator decides what to do with it */
-                if (p[end - 1] != '\n') {
-                        r = tm_log_errno(TM_LOG_ERR, -EBADMSG,
-                                         "audit log '%s' ends with an incomplete line", path);
-                        goto out;
-                }
-                end--;
-                start = p + end;
-                while (start > p && start[-1] != '\n')
-                        start--;
-                last = json_loadb(start, (size_t)(p + end - start), 0, NULL);
-                if (!last || json_unpack(last, "{s:I}", "seq", &seq) < 0 || seq < 1) {
-                        r = tm_log_errno(TM_LOG_ERR, -EBADMSG,
-                                         "audit log '%s': the last line is not an entry", path);
-                        goto out;
-                }
-                a->seq = (uint64_t)seq;
-                line_hash(start, (size_t)(p + end - start), a->prev);
-        }
         *ret = a;
         a = NULL;
-        r = 0;
 out:
-        json_decref(last);
-        tm_buf_dispose(&content);
         tm_audit_close(a);
         return r;
 }
@@ -152,6 +205,25 @@ int tm_audit_append(tm_audit *a, json_t *entry)
         if (!json_is_object(entry))
                 return -EINVAL;
         pthread_mutex_lock(&a->lock);
+        if (flock(a->fd, LOCK_EX) < 0) {
+                r = tm_log_errno(TM_LOG_ERR, -errno, "cannot lock '%s'", a->path);
+                pthread_mutex_unlock(&a->lock);
+                return r;
+        }
+        {
+                struct stat st;
+
+                /* another process appended since: continue after its line */
+                if (fstat(a->fd, &st) < 0) {
+                        r = -errno;
+                        goto out;
+                }
+                if (st.st_size != a->end) {
+                        r = tail_load(a);
+                        if (r < 0)
+                                goto out;
+                }
+        }
         o = json_deep_copy(entry);
         if (!o || json_object_set_new(o, "seq", json_integer((json_int_t)(a->seq + 1))) < 0 ||
             json_object_set_new(o, "prev", json_string(a->prev)) < 0) {
@@ -173,10 +245,12 @@ int tm_audit_append(tm_audit *a, json_t *entry)
         }
         a->seq++;
         line_hash(line, n, a->prev);
+        a->end += (off_t)(n + 1);
         r = head_write(a);
         if (r < 0)
                 tm_log_errno(TM_LOG_ERR, r, "cannot write '%s'", a->head_path);
 out:
+        flock(a->fd, LOCK_UN);
         pthread_mutex_unlock(&a->lock);
         free(line);
         json_decref(o);
