@@ -96,13 +96,16 @@ wait_age $((COLD + 2))
 tier_run
 THAWING=$(printf '%s' "$RUN_OUT" | json_get 'd["thawing"]')
 [[ $THAWING -ge 1 ]] || fail "a cold -> archive move did not wait for a thaw"
+# checked now: on a loaded machine the thaw loop below can outlast a's own
+# cold age, and a's data then (rightly) moves on to the archive too
+# (c's NCOLD data packs are still there, waiting for their thaw)
+[[ $(s3_objects cold/data) -gt $NCOLD ]] || fail "a's data did not reach cold"
 for _ in 1 2 3 4; do
         sleep 2.5
         tier_run
         [[ $(printf '%s' "$RUN_OUT" | json_get 'd["thawing"]') -eq 0 ]] && break
 done
 [[ $(s3_objects archive/data) -ge 1 ]] || fail "nothing reached the archive"
-[[ $(s3_objects cold/data) -ge 1 ]] || fail "a's data did not reach cold"
 [[ $(s3_objects warm/data) -ge 2 ]] || fail "tree packs left warm"
 N=$(($(hot_packs) + $(s3_objects warm/data) + $(s3_objects cold/data) + $(s3_objects archive/data)))
 [[ $N -eq $NTOTAL ]] || fail "$N packs in all tiers, want $NTOTAL (lost or duplicated)"
