@@ -1,19 +1,37 @@
 /*
  * The REST API of tidemark-failoverd (docs/disaster-recovery.md): the
  * spec's paths and bodies. A failover or failback is a job: 202 with its id,
- * its step log at /api/v1/jobs/{id}, one at a time (409 otherwise).
+ * its step log at /api/v1/jobs/{id}, one at a time (409 otherwise). A real
+ * drill is a job of its own kind, also one at a time; its report is kept
+ * under [failover] state_dir/drills.
  */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <unistd.h>
+
 #include <tidemark/log.h>
+#include <tidemark/pg.h>
 #include <tidemark/time.h>
 
 #include "fo.h"
 
 /* ---- jobs ---- */
+
+/* The real drills: one at a time, each a job with its own step log. */
+struct fo_drill {
+        int busy;
+        uint64_t job_id;
+        struct tm_dr_log *log;
+        pthread_t thread;
+        int started;
+        int loaded;           /* last_success read from the stored reports */
+        json_t *last_success; /* the newest succeeded report, without steps */
+        int64_t started_ns;
+};
+
 
 struct flow_args {
         struct fo *f;
@@ -55,6 +73,8 @@ static json_t *job_json(struct fo *f, const struct tm_job *j)
         pthread_mutex_lock(&f->lock);
         if (f->busy && f->job_id == j->id && f->log)
                 json_object_set_new(o, "steps", tm_dr_log_copy(f->log));
+        else if (f->drill && f->drill->busy && f->drill->job_id == j->id && f->drill->log)
+                json_object_set_new(o, "steps", tm_dr_log_copy(f->drill->log));
         pthread_mutex_unlock(&f->lock);
         return o;
 }
@@ -126,7 +146,7 @@ static void *flow_main(void *arg)
         pthread_mutex_unlock(&f->lock);
         if (tm_jobs_get(f->jobs, a->job, &job) == 0) {
                 snprintf(job.state, sizeof(job.state), "%s", r >= 0 ? "succeeded" : "failed");
-                snprintf(job.error, sizeof(job.error), "%s", err);
+                snprintf(job.error, sizeof(job.error), "%.*s", (int)sizeof(job.error) - 1, err);
                 job.finished = tm_time_now();
                 s = res ? json_dumps(res, JSON_COMPACT) : NULL;
                 free(job.result_json);
@@ -148,8 +168,11 @@ static void *flow_main(void *arg)
         return NULL;
 }
 
+static void drill_join(struct fo *f);
+
 void fo_flow_join(struct fo *f)
 {
+        drill_join(f);
         pthread_mutex_lock(&f->lock);
         if (!f->flow_started) {
                 pthread_mutex_unlock(&f->lock);
@@ -270,6 +293,281 @@ fail:
         return r;
 }
 
+/* ---- real drills ---- */
+
+static void drill_paths(const struct fo *f, char *reports, size_t rn, char *scratch, size_t sn)
+{
+        if (reports)
+                snprintf(reports, rn, "%s/drills", f->dr->state_dir);
+        if (scratch)
+                snprintf(scratch, sn, "%s/drill-scratch", f->dr->state_dir);
+}
+
+/* The drill state, created on first use. Call with f->lock held. */
+static struct fo_drill *drill_get(struct fo *f)
+{
+        if (!f->drill)
+                f->drill = calloc(1, sizeof(*f->drill));
+        return f->drill;
+}
+
+/* The newest succeeded report, from disk the first time. Call with f->lock
+ * held. */
+static const json_t *drill_last_success(struct fo *f)
+{
+        struct fo_drill *d = drill_get(f);
+        char dir[4300];
+        json_t *all = NULL, *v;
+        size_t i;
+
+        if (!d || d->loaded)
+                return d ? d->last_success : NULL;
+        d->loaded = 1;
+        drill_paths(f, dir, sizeof(dir), NULL, 0);
+        if (tm_dr_reports_list(dir, &all) < 0)
+                return NULL;
+        json_array_foreach(all, i, v) {
+                if (json_is_true(json_object_get(v, "succeeded"))) {
+                        d->last_success = json_incref(v);
+                        break;
+                }
+        }
+        json_decref(all);
+        return d->last_success;
+}
+
+static void drill_metrics_define(struct fo *f)
+{
+        tm_metrics_define(f->metrics, "dr_drill_last_success_timestamp_seconds", TM_METRIC_GAUGE,
+                          "When the last real drill that succeeded finished (Unix time)", NULL, 0);
+        tm_metrics_define(f->metrics, "dr_drills_total", TM_METRIC_COUNTER,
+                          "Real drills by result", NULL, 0);
+}
+
+/* The last good drill's figures: dr_rto_seconds / dr_rpo_seconds with
+ * kind="drill" next to the failover's "measured" and the tier's "target". */
+static void drill_metrics_refresh(struct fo *f)
+{
+        const struct tm_dr_tier *t = tm_dr_tier_find(f->dr, f->dr->service_tier);
+        const json_t *last;
+
+        drill_metrics_define(f);
+        pthread_mutex_lock(&f->lock);
+        last = drill_last_success(f);
+        if (last && t) {
+                const char *l[] = { "tier", t->name, "kind", "drill", NULL };
+                int64_t fin = 0;
+
+                tm_metrics_set(f->metrics, "dr_rto_seconds", l,
+                               json_number_value(json_object_get(last, "rto_seconds")));
+                tm_metrics_set(f->metrics, "dr_rpo_seconds", l,
+                               json_number_value(json_object_get(last, "rpo_seconds")));
+                if (tm_time_parse(json_string_value(json_object_get(last, "finished")), &fin,
+                                  NULL) == 0)
+                        tm_metrics_set(f->metrics, "dr_drill_last_success_timestamp_seconds", NULL,
+                                       (double)fin / 1e9);
+        }
+        pthread_mutex_unlock(&f->lock);
+}
+
+/* PostgreSQL's restore_command for the recovered database: the tidemark
+ * program's wal-fetch (the server runs it; a root daemon's catalog is not
+ * the server's to write). */
+static int restore_command(struct fo *f, tm_buf *out)
+{
+        const char *loc = f->cfg->repo_location ? f->cfg->repo_location
+                                                : getenv("TIDEMARK_REPOSITORY");
+        const char *pw = f->cfg->password_file ? f->cfg->password_file
+                                               : getenv("TIDEMARK_PASSWORD_FILE");
+        int r;
+
+        if (!loc)
+                return -EINVAL;
+        r = tm_pg_restore_command(out, f->tidemark, loc, pw,
+                                  geteuid() == 0 ? NULL : f->restore_catalog, f->dr->component);
+        return r < 0 ? r : tm_buf_append(out, "", 1);
+}
+
+static void *drill_main(void *arg)
+{
+        struct fo *f = arg;
+        struct fo_drill *d;
+        struct tm_dr_drill_opts o = { 0 };
+        struct tm_job job = { 0 };
+        tm_buf cmd = TM_BUF_INIT(64 * 1024);
+        char err[1024] = "", reports[4300], scratch[4300];
+        json_t *rep = NULL, *res = NULL;
+        int r, saved = 0;
+
+        pthread_mutex_lock(&f->lock);
+        d = f->drill;
+        o.id = d->job_id;
+        o.started_ns = d->started_ns;
+        pthread_mutex_unlock(&f->lock);
+        drill_paths(f, reports, sizeof(reports), scratch, sizeof(scratch));
+        o.repo = f->repo;
+        o.repo_lock = &f->repo_lock;
+        o.scratch = scratch;
+        r = restore_command(f, &cmd);
+        if (r < 0) {
+                snprintf(err, sizeof(err), "cannot build the restore_command: %s", strerror(-r));
+        } else {
+                o.restore_command = (const char *)cmd.data;
+                r = tm_dr_drill(f->dr, &o, d->log, &rep, err, sizeof(err));
+        }
+        if (rep) {
+                int r2 = tm_dr_report_save(reports, rep);
+
+                saved = r2 == 0;
+                if (r2 < 0)
+                        tm_log_errno(TM_LOG_ERR, r2, "drill %llu: cannot store its report in '%s'",
+                                     (unsigned long long)o.id, reports);
+        }
+        res = rep ? json_pack("{s:{s:I, s:b, s:O, s:O, s:O, s:O, s:O}, s:s?, s:O?}", "report",
+                              "id", (json_int_t)o.id, "succeeded", r == 0, "failed_step",
+                              json_object_get(rep, "failed_step"), "rto_seconds",
+                              json_object_get(rep, "rto_seconds") ?: json_null(), "rpo_seconds",
+                              json_object_get(rep, "rpo_seconds") ?: json_null(), "reached",
+                              json_object_get(rep, "reached") ?: json_null(), "scratch",
+                              json_object_get(rep, "scratch"), "report_url", NULL, "steps",
+                              json_object_get(rep, "steps"))
+                  : NULL;
+        if (res && saved) {
+                char u[96];
+
+                snprintf(u, sizeof(u), "/api/v1/test/failover/reports/%llu",
+                         (unsigned long long)o.id);
+                json_object_set_new(res, "report_url", json_string(u));
+        }
+        drill_metrics_define(f);
+        {
+                const char *l[] = { "result", r == 0 ? "succeeded" : "failed", NULL };
+
+                tm_metrics_add(f->metrics, "dr_drills_total", l, 1);
+        }
+        if (tm_jobs_get(f->jobs, o.id, &job) == 0) {
+                const char *step = rep ? json_string_value(json_object_get(rep, "failed_step"))
+                                       : NULL;
+
+                snprintf(job.state, sizeof(job.state), "%s", r == 0 ? "succeeded" : "failed");
+                if (r < 0)
+                        snprintf(job.error, sizeof(job.error), "%s%s%.200s",
+                                 step ? step : "", step ? ": " : "", err);
+                job.finished = tm_time_now();
+                free(job.result_json);
+                job.result_json = res ? json_dumps(res, JSON_COMPACT) : NULL;
+                tm_jobs_update(f->jobs, &job);
+                tm_job_dispose(&job);
+        }
+        tm_log(r == 0 ? TM_LOG_INFO : TM_LOG_ERR, "drill %llu %s%s%s", (unsigned long long)o.id,
+               r == 0 ? "succeeded" : "failed", err[0] ? ": " : "", err);
+        pthread_mutex_lock(&f->lock);
+        if (r == 0 && rep) {
+                json_decref(d->last_success);
+                d->last_success = json_deep_copy(rep);
+                json_object_del(d->last_success, "steps");
+                d->loaded = 1;
+        }
+        d->busy = 0;
+        pthread_mutex_unlock(&f->lock);
+        json_decref(rep);
+        json_decref(res);
+        tm_buf_dispose(&cmd);
+        return NULL;
+}
+
+static void drill_join(struct fo *f)
+{
+        struct fo_drill *d;
+
+        pthread_mutex_lock(&f->lock);
+        d = f->drill;
+        f->drill = NULL;
+        pthread_mutex_unlock(&f->lock);
+        if (!d)
+                return;
+        if (d->started)
+                pthread_join(d->thread, NULL);
+        if (d->log) {
+                tm_dr_log_dispose(d->log);
+                free(d->log);
+        }
+        json_decref(d->last_success);
+        free(d);
+}
+
+/* Start a real drill as a job. Returns 0 and *ret_job, -EBUSY (one runs),
+ * -EINVAL (no repository), -errno; err says why. */
+static int drill_start(struct fo *f, uint64_t *ret_job, char *err, size_t errlen)
+{
+        struct tm_job job = { 0 };
+        struct fo_drill *d;
+        int r;
+
+        if (!f->repo) {
+                snprintf(err, errlen, "a real drill restores the latest backup: no repository is "
+                                      "configured ([repository] location)");
+                return -EINVAL;
+        }
+        pthread_mutex_lock(&f->lock);
+        d = drill_get(f);
+        if (!d) {
+                r = -ENOMEM;
+                goto fail;
+        }
+        if (d->busy) {
+                snprintf(err, errlen, "a drill is already running (job %llu)",
+                         (unsigned long long)d->job_id);
+                r = -EBUSY;
+                goto fail;
+        }
+        if (d->started) {
+                /* the previous drill is over (busy is 0): reap its thread */
+                pthread_join(d->thread, NULL);
+                d->started = 0;
+        }
+        snprintf(job.kind, sizeof(job.kind), "drill");
+        snprintf(job.component, sizeof(job.component), "%s", f->dr->component);
+        snprintf(job.trigger, sizeof(job.trigger), "api");
+        snprintf(job.state, sizeof(job.state), "running");
+        job.started = tm_time_now();
+        job.attempt = 1;
+        r = tm_jobs_add(f->jobs, &job);
+        if (r < 0) {
+                snprintf(err, errlen, "cannot record the job: %s", strerror(-r));
+                goto fail;
+        }
+        if (d->log) {
+                tm_dr_log_dispose(d->log);
+                free(d->log);
+        }
+        d->log = calloc(1, sizeof(*d->log));
+        if (!d->log || tm_dr_log_init(d->log) < 0) {
+                free(d->log);
+                d->log = NULL;
+                r = -ENOMEM;
+                goto fail;
+        }
+        d->busy = 1;
+        d->job_id = job.id;
+        d->started_ns = job.started;
+        r = -pthread_create(&d->thread, NULL, drill_main, f);
+        if (r < 0) {
+                d->busy = 0;
+                snprintf(err, errlen, "cannot start the drill: %s", strerror(-r));
+                goto fail;
+        }
+        d->started = 1;
+        *ret_job = job.id;
+        pthread_mutex_unlock(&f->lock);
+        tm_log(TM_LOG_INFO, "job %llu: real drill of component '%s'", (unsigned long long)job.id,
+               f->dr->component);
+        return 0;
+fail:
+        pthread_mutex_unlock(&f->lock);
+        return r;
+}
+
 /* ---- handlers ---- */
 
 static int api_health(struct tm_http_req *rq, json_t *body, json_t **ret)
@@ -295,6 +593,7 @@ static int api_metrics(struct tm_http_req *rq, json_t *body, json_t **ret)
         int r;
 
         fo_metrics_refresh(f);
+        drill_metrics_refresh(f);
         r = tm_metrics_render(f->metrics, &out);
         if (r >= 0)
                 r = tm_buf_append(&out, "", 1);
@@ -503,10 +802,19 @@ static int api_test_failover(struct tm_http_req *rq, json_t *body, json_t **ret)
         if (strcmp(scope, "database_failover"))
                 return tm_http_fail(rq, -EINVAL, "unknown scope '%s': expected database_failover",
                                     scope);
-        if (!dry_run)
-                return tm_http_fail(rq, -EINVAL,
-                                    "real drills are not available yet: use \"dry_run\": true "
-                                    "(docs/disaster-recovery.md)");
+        if (!dry_run) {
+                char err[512], u[64];
+                uint64_t job;
+
+                r = drill_start(f, &job, err, sizeof(err));
+                if (r < 0)
+                        return tm_http_fail(rq, r, "%s", err);
+                snprintf(u, sizeof(u), "/api/v1/jobs/%llu", (unsigned long long)job);
+                *ret = json_pack("{s:I, s:s, s:s, s:b, s:s, s:s}", "job_id", (json_int_t)job,
+                                 "status", "running", "scope", scope, "dry_run", 0, "status_url",
+                                 u, "reports_url", "/api/v1/test/failover/reports");
+                return *ret ? 202 : -ENOMEM;
+        }
         pthread_mutex_lock(&f->lock);
         snprintf(active, sizeof(active), "%s", f->active);
         for (size_t i = 0; i < f->dr->n_sites; i++)
@@ -541,6 +849,42 @@ static int api_test_failover(struct tm_http_req *rq, json_t *body, json_t **ret)
         return 200;
 }
 
+static int api_drill_reports(struct tm_http_req *rq, json_t *body, json_t **ret)
+{
+        struct fo *f = tm_http_app(rq);
+        char dir[4300];
+        json_t *a = NULL;
+        int r;
+
+        drill_paths(f, dir, sizeof(dir), NULL, 0);
+        r = tm_dr_reports_list(dir, &a);
+        if (r < 0)
+                return tm_http_fail(rq, r, "cannot read the drill reports in '%s'", dir);
+        *ret = json_pack("{s:o}", "reports", a);
+        return *ret ? 200 : -ENOMEM;
+}
+
+static int api_drill_report(struct tm_http_req *rq, json_t *body, json_t **ret)
+{
+        struct fo *f = tm_http_app(rq);
+        const char *id = tm_http_param(rq, "id");
+        char dir[4300], *end = NULL;
+        unsigned long long v;
+        int r;
+
+        errno = 0;
+        v = strtoull(id, &end, 10);
+        if (errno || !end || *end || id[0] < '1' || id[0] > '9')
+                return tm_http_fail(rq, -EINVAL, "invalid report id '%s' (a positive number)", id);
+        drill_paths(f, dir, sizeof(dir), NULL, 0);
+        r = tm_dr_report_load(dir, v, ret);
+        if (r == -ENOENT)
+                return tm_http_fail(rq, r, "no drill report %llu", v);
+        if (r < 0)
+                return tm_http_fail(rq, r, "drill report %llu cannot be read", v);
+        return 200;
+}
+
 static int valid_component(const char *s)
 {
         size_t n = strlen(s);
@@ -558,6 +902,7 @@ static int api_pitr(struct tm_http_req *rq, json_t *body, json_t **ret)
         const struct tm_dr_target *t;
         json_t *jc = NULL, *v;
         struct tm_dr_log log;
+        tm_buf cmd = TM_BUF_INIT(64 * 1024);
         char err[1024] = "";
         size_t i;
         int r;
@@ -602,15 +947,26 @@ static int api_pitr(struct tm_http_req *rq, json_t *body, json_t **ret)
         if (!f->repo)
                 return tm_http_fail(rq, -EINVAL,
                                     "no repository is configured ([repository] location)");
-        o.tidemark = f->tidemark;
-        o.repo_args = f->repo_args;
+        o.repo = f->repo;
         o.database_component = f->dr->component;
-        if (pthread_mutex_trylock(&f->repo_lock) != 0)
-                return tm_http_fail(rq, -EBUSY, "a point-in-time recovery is already running");
+        r = restore_command(f, &cmd);
+        if (r < 0) {
+                tm_buf_dispose(&cmd);
+                return tm_http_fail(rq, r, "cannot build the restore_command");
+        }
+        o.restore_command = (const char *)cmd.data;
+        if (pthread_mutex_trylock(&f->repo_lock) != 0) {
+                tm_buf_dispose(&cmd);
+                return tm_http_fail(rq, -EBUSY,
+                                    "a point-in-time recovery or a drill's restore is running");
+        }
         r = tm_dr_log_init(&log);
+        if (r >= 0)
+                r = tm_repo_refresh(f->repo);
         if (r >= 0)
                 r = tm_dr_pitr(f->dr, &o, &log, ret, err, sizeof(err));
         pthread_mutex_unlock(&f->repo_lock);
+        tm_buf_dispose(&cmd);
         if (r >= 0)
                 json_object_set_new(*ret, "steps", tm_dr_log_copy(&log));
         tm_dr_log_dispose(&log);
@@ -688,6 +1044,8 @@ const struct tm_http_route fo_routes[] = {
         { "POST", "/api/v1/recovery/point-in-time", api_pitr,   TM_ROLE_OPERATOR, 4 * 1024, TM_HTTP_AUDIT },
         { "GET",  "/api/v1/recovery/timeline",  api_timeline,      TM_ROLE_VIEWER,   0,        0 },
         { "POST", "/api/v1/test/failover",      api_test_failover, TM_ROLE_OPERATOR, 4 * 1024, TM_HTTP_AUDIT },
+        { "GET",  "/api/v1/test/failover/reports", api_drill_reports, TM_ROLE_VIEWER, 0,      0 },
+        { "GET",  "/api/v1/test/failover/reports/{id}", api_drill_report, TM_ROLE_VIEWER, 0, 0 },
 };
 /* clang-format on */
 const size_t fo_n_routes = TM_ARRAY_SIZE(fo_routes);

@@ -49,6 +49,7 @@ struct fo {
         double last_rto_s, last_rpo_s, last_duration_s;
         uint64_t last_rpo_bytes;
         char auto_verdict[32];
+        struct fo_drill *drill; /* the real drills (api.c) */
         pthread_t monitor;
         int monitor_started;
 
@@ -86,5 +87,5 @@ enum fo_flow { FO_FLOW_FAILOVER, FO_FLOW_FAILBACK };
 int fo_flow_start(struct fo *f, enum fo_flow kind, const char *target, const char *reason,
                   const char *trigger, int force, int confirmed_down, uint64_t *ret_job,
                   char *err, size_t errlen);
-/* Wait for a running flow to end (shutdown). */
+/* Wait for a running flow and drill to end (shutdown). */
 void fo_flow_join(struct fo *f);

@@ -5,6 +5,7 @@
  * are tested in tests/integration/failover_*.sh.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -311,64 +312,181 @@ static void test_flows_refuse(void **state)
         tm_config_free(cfg);
 }
 
-/* tm_dr_pitr drives the tidemark program: a stand-in that records its
- * arguments and fails for the "bad" component like tidemark does */
+/* tm_dr_pitr restores through the library: a plain component from its
+ * snapshot at or before the instant, a database component without a base
+ * backup and a component without a snapshot refused with the reason */
 static void test_pitr(void **state)
 {
+        struct tmt_fix *fx = tmt_fix_new();
         struct tm_config *cfg;
         struct tm_dr_conf *dr;
         struct tm_dr_pitr_opts o = { 0 };
+        struct tm_snapshot s1 = { 0 };
         struct tm_dr_log l;
-        char text[256], err[512], prog[256], dest[256], args[256];
-        const char *repo_args[] = { "-r", "/repo", NULL };
-        const char *comps[] = { "plugins", "bad" };
-        json_t *ret = NULL;
-        FILE *f;
-        tm_buf b = TM_BUF_INIT(4096);
+        char text[256], err[512], dest[4200], path[4300];
+        const char *comps[] = { "plugins", "bad", "database" };
+        json_t *ret = NULL, *c0;
+        uint64_t seed = 7;
+        tm_buf a = TM_BUF_INIT(1 << 20), b = TM_BUF_INIT(1 << 20);
 
         snprintf(text, sizeof(text), "[site.a]\nconninfo = x\n[failover]\nstate_dir = %s\n", dir);
         assert_int_equal(load(text, &cfg, &dr, err, sizeof(err)), 0);
-        snprintf(prog, sizeof(prog), "%s/fake-tidemark", dir);
-        snprintf(args, sizeof(args), "%s/args", dir);
-        snprintf(dest, sizeof(dest), "%s/dest", dir);
-        f = fopen(prog, "w");
-        assert_non_null(f);
-        fprintf(f, "#!/bin/sh\necho \"$*\" >>'%s'\n"
-                   "[ \"$5\" = bad ] && { echo 'tidemark: error: 2000-01-01T00:00:00Z is outside "
-                   "the recoverable window'; exit 1; }\nmkdir -p \"$8\"\n",
-                args);
-        fclose(f);
-        chmod(prog, 0755);
-        o.tidemark = prog;
-        o.repo_args = repo_args;
-        o.target_ns = 946684800LL * TM_NSEC_PER_SEC;
+        snprintf(path, sizeof(path), "%s/a", fx->src);
+        tmt_write_rand(path, &seed, 5000);
+        assert_int_equal(tmt_backup(fx->r, fx->src, "plugins", "full", &s1), 0);
+        snprintf(dest, sizeof(dest), "%s/dest", fx->dir);
+        o.repo = fx->r;
+        o.restore_command = "false";
+        o.target_ns = s1.time + 1;
         o.components = comps;
         o.n_components = 1;
         o.dest = dest;
         o.database_component = "database";
         assert_int_equal(tm_dr_log_init(&l), 0);
         assert_int_equal(tm_dr_pitr(dr, &o, &l, &ret, err, sizeof(err)), 0);
-        assert_string_equal(json_string_value(json_object_get(
-                                    json_array_get(json_object_get(ret, "components"), 0), "status")),
-                            "restored");
+        c0 = json_array_get(json_object_get(ret, "components"), 0);
+        assert_string_equal(json_string_value(json_object_get(c0, "status")), "restored");
+        assert_non_null(json_string_value(json_object_get(c0, "snapshot")));
         assert_true(json_is_null(json_object_get(ret, "database")));
         json_decref(ret);
-        tmt_read(args, &b);
-        assert_non_null(strstr((char *)b.data,
-                               "-r /repo restore --component plugins @2000-01-01T00:00:00"));
-        tm_buf_dispose(&b);
+        /* the bytes came back */
+        tmt_read(path, &a);
+        snprintf(path, sizeof(path), "%s/plugins/a", dest);
+        tmt_read(path, &b);
+        assert_int_equal(a.len, b.len);
+        assert_memory_equal(a.data, b.data, a.len);
+        /* again: the earlier files are replaced, not merged */
+        assert_int_equal(tm_dr_pitr(dr, &o, &l, &ret, err, sizeof(err)), 0);
+        json_decref(ret);
+        /* before the snapshot: nothing to restore */
+        o.target_ns = s1.time - TM_NSEC_PER_SEC;
+        assert_int_equal(tm_dr_pitr(dr, &o, &l, &ret, err, sizeof(err)), -EPROTO);
+        assert_non_null(strstr(err, "component 'plugins' has no snapshot at or before"));
+        assert_null(ret);
+        o.target_ns = 0;
         o.components = comps + 1;
         assert_int_equal(tm_dr_pitr(dr, &o, &l, &ret, err, sizeof(err)), -EPROTO);
-        assert_string_equal(err, "component 'bad': 2000-01-01T00:00:00Z is outside the "
-                                 "recoverable window");
+        assert_string_equal(err, "component 'bad' has no snapshot at or before now");
+        o.components = comps + 2;
+        assert_int_equal(tm_dr_pitr(dr, &o, &l, &ret, err, sizeof(err)), -EPROTO);
+        assert_non_null(strstr(err, "database"));
         assert_null(ret);
-        assert_int_equal(json_array_size(l.steps), 2);
+        /* no repository: refused before anything */
+        o.repo = NULL;
+        assert_int_equal(tm_dr_pitr(dr, &o, &l, &ret, err, sizeof(err)), -EINVAL);
+        /* each attempt logged its restore step */
+        assert_int_equal(json_array_size(l.steps), 5);
+        assert_string_equal(json_string_value(json_object_get(json_array_get(l.steps, 4),
+                                                              "state")),
+                            "failed");
         tm_dr_log_dispose(&l);
-        tmt_rm_rf(dest);
-        unlink(prog);
-        unlink(args);
+        tm_buf_dispose(&a);
+        tm_buf_dispose(&b);
+        tm_snapshot_dispose(&s1);
         tm_dr_conf_free(dr);
         tm_config_free(cfg);
+        tmt_fix_free(fx);
+}
+
+/* A drill with nothing to restore fails cleanly: a report that names the
+ * failed step and the reason, and no scratch instance left behind. */
+static void test_drill_no_backup(void **state)
+{
+        struct tmt_fix *fx = tmt_fix_new();
+        struct tm_config *cfg;
+        struct tm_dr_conf *dr;
+        struct tm_dr_drill_opts o = { 0 };
+        pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+        struct tm_dr_log l;
+        char text[256], err[512], scratch[4200], path[4300];
+        json_t *rep = NULL;
+
+        snprintf(text, sizeof(text), "[site.a]\nconninfo = x\n[failover]\nstate_dir = %s\n", dir);
+        assert_int_equal(load(text, &cfg, &dr, err, sizeof(err)), 0);
+        snprintf(scratch, sizeof(scratch), "%s/scratch", fx->dir);
+        o.id = 42;
+        o.repo = fx->r;
+        o.repo_lock = &lock;
+        o.restore_command = "false";
+        o.scratch = scratch;
+        assert_int_equal(tm_dr_log_init(&l), 0);
+        assert_int_equal(tm_dr_drill(dr, &o, &l, &rep, err, sizeof(err)), -EPROTO);
+        assert_non_null(rep);
+        assert_non_null(strstr(err, "database"));
+        assert_false(json_is_true(json_object_get(rep, "succeeded")));
+        assert_string_equal(json_string_value(json_object_get(rep, "failed_step")),
+                            "restore latest backup");
+        assert_string_equal(json_string_value(json_object_get(rep, "error")), err);
+        assert_int_equal(json_integer_value(json_object_get(rep, "id")), 42);
+        assert_true(json_is_true(json_object_get(json_object_get(rep, "scratch"), "stopped")));
+        assert_true(json_is_true(json_object_get(json_object_get(rep, "scratch"), "removed")));
+        assert_null(json_object_get(rep, "rto_seconds"));
+        assert_true(json_array_size(json_object_get(rep, "steps")) >= 2);
+        snprintf(path, sizeof(path), "%s/database", scratch);
+        assert_int_equal(access(path, F_OK), -1);
+        /* the lock was given back */
+        assert_int_equal(pthread_mutex_trylock(&lock), 0);
+        pthread_mutex_unlock(&lock);
+        json_decref(rep);
+        tm_dr_log_dispose(&l);
+        tm_dr_conf_free(dr);
+        tm_config_free(cfg);
+        tmt_fix_free(fx);
+}
+
+static void test_reports(void **state)
+{
+        char *d = tmt_mkdtemp(), rd[4200], path[4300];
+        json_t *a = NULL, *r = NULL, *one;
+        FILE *fp;
+
+        snprintf(rd, sizeof(rd), "%s/drills", d);
+        /* no directory yet: no reports */
+        assert_int_equal(tm_dr_reports_list(rd, &a), 0);
+        assert_int_equal(json_array_size(a), 0);
+        json_decref(a);
+        assert_int_equal(tm_dr_report_load(rd, 1, &r), -ENOENT);
+        /* an id is required */
+        one = json_pack("{s:s}", "kind", "drill");
+        assert_int_equal(tm_dr_report_save(rd, one), -EINVAL);
+        json_decref(one);
+        for (int i = 1; i <= 12; i++) {
+                one = json_pack("{s:i, s:b, s:[{s:s}]}", "id", i, "succeeded", i % 2, "steps",
+                                "step", "x");
+                assert_int_equal(tm_dr_report_save(rd, one), 0);
+                json_decref(one);
+        }
+        /* junk next to them is skipped */
+        snprintf(path, sizeof(path), "%s/drill-99.json", rd);
+        fp = fopen(path, "w");
+        assert_non_null(fp);
+        fputs("not json", fp);
+        fclose(fp);
+        snprintf(path, sizeof(path), "%s/notes.txt", rd);
+        fp = fopen(path, "w");
+        assert_non_null(fp);
+        fclose(fp);
+        assert_int_equal(tm_dr_reports_list(rd, &a), 0);
+        assert_int_equal(json_array_size(a), 12);
+        /* newest first (12 after 9: by number, not by name), without steps */
+        assert_int_equal(json_integer_value(json_object_get(json_array_get(a, 0), "id")), 12);
+        assert_int_equal(json_integer_value(json_object_get(json_array_get(a, 11), "id")), 1);
+        assert_null(json_object_get(json_array_get(a, 0), "steps"));
+        json_decref(a);
+        assert_int_equal(tm_dr_report_load(rd, 7, &r), 0);
+        assert_true(json_is_true(json_object_get(r, "succeeded")));
+        assert_int_equal(json_array_size(json_object_get(r, "steps")), 1);
+        json_decref(r);
+        assert_int_equal(tm_dr_report_load(rd, 99, &r), -EBADMSG);
+        /* saving again replaces */
+        one = json_pack("{s:i, s:b}", "id", 7, "succeeded", 0);
+        assert_int_equal(tm_dr_report_save(rd, one), 0);
+        json_decref(one);
+        assert_int_equal(tm_dr_report_load(rd, 7, &r), 0);
+        assert_false(json_is_true(json_object_get(r, "succeeded")));
+        json_decref(r);
+        tmt_rm_rf(d);
+        free(d);
 }
 
 static void test_timeline(void **state)
@@ -439,7 +557,8 @@ int main(void)
                 cmocka_unit_test(test_auto_decide),   cmocka_unit_test(test_exec),
                 cmocka_unit_test(test_log),           cmocka_unit_test(test_unreachable),
                 cmocka_unit_test(test_flows_refuse),  cmocka_unit_test(test_pitr),
-                cmocka_unit_test(test_timeline),
+                cmocka_unit_test(test_timeline),      cmocka_unit_test(test_drill_no_backup),
+                cmocka_unit_test(test_reports),
         };
 
         return cmocka_run_group_tests(tests, setup, teardown);

@@ -250,9 +250,10 @@ int tm_dr_preflight(const struct tm_dr_conf *c, const char *primary, const char 
 
 /* ---- point-in-time recovery ---- */
 struct tm_dr_pitr_opts {
-        const char *tidemark;           /* the tidemark program (does the restores) */
-        const char *const *repo_args;   /* its repository options, NULL-terminated */
-        int64_t target_ns;
+        tm_repo *repo;               /* the repository (the caller serialises its use) */
+        const char *restore_command; /* how the recovered server fetches WAL
+                                        (tm_pg_restore_command) */
+        int64_t target_ns;           /* 0: the newest recoverable instant */
         const char *const *components;  /* restored into dest/<component> */
         size_t n_components;
         const char *dest;               /* a directory */
@@ -263,18 +264,70 @@ struct tm_dr_pitr_opts {
 
 /**
  * tm_dr_pitr() - restore each component as it was at target_ns into
- * dest/<component> with `tidemark restore --component C @T` (which refuses
- * an instant outside the recoverable window, naming it), and optionally
- * start a scratch PostgreSQL (loopback only, archiving off) on the
- * recovered database, wait until it has recovered and promoted, and report
- * the instant it actually reached (its last replayed commit). A scratch
- * server already running at the destination is stopped and its files
- * replaced. *ret: {"components":[...], "database": {...}} (new reference).
- * Returns 0, -EPROTO (a restore was refused: err has tidemark's message),
- * -ETIMEDOUT, -errno.
+ * dest/<component> through the library (the database: tm_pg_plan_pitr,
+ * which refuses an instant outside the recoverable window, naming it, and
+ * tm_pg_pitr_restore; the others: their snapshot at or before the
+ * instant), and optionally start a scratch PostgreSQL (loopback only,
+ * archiving off) on the recovered database, wait until it has recovered
+ * and promoted, and report the instant it actually reached (its last
+ * replayed commit). A scratch server already running at the destination
+ * is stopped and its files replaced. *ret: {"components":[...],
+ * "database": {...}} (new reference). Returns 0, -EPROTO (a restore was
+ * refused: err says why), -ETIMEDOUT, -errno.
  */
 int tm_dr_pitr(const struct tm_dr_conf *c, const struct tm_dr_pitr_opts *o, struct tm_dr_log *log,
                json_t **ret, char *err, size_t errlen);
+
+/* ---- drills ---- */
+struct tm_dr_drill_opts {
+        uint64_t id;                 /* the report's id (the daemon's job id) */
+        tm_repo *repo;
+        pthread_mutex_t *repo_lock;  /* held while the repository is read; may be NULL */
+        const char *restore_command; /* as for tm_dr_pitr */
+        const char *scratch;         /* a directory of its own: the instance goes in
+                                        scratch/<component>, removed afterwards */
+        int64_t started_ns;          /* wall clock of the request (0: now) */
+};
+
+/**
+ * tm_dr_drill() - the real drill: restore the newest backup of the
+ * database component (its newest base backup and all the WAL archived
+ * after it) into a scratch instance, start a scratch PostgreSQL on a free
+ * loopback port, measure the RTO achieved (drill start to the first query
+ * that finds the scratch server promoted) and the RPO achieved (the newest
+ * commit the repository held against the instant the scratch server
+ * reached; and, as an upper bound, the drill's start against it), then stop
+ * and remove the scratch instance. Each step goes to log. *ret_report is
+ * the drill report (new reference), also when the drill failed:
+ * {"id","kind":"drill","succeeded","failed_step","error","started",
+ * "finished","component","snapshot","reached","newest_commit",
+ * "rto_seconds","rpo_seconds","rpo_upper_bound_seconds",
+ * "rto_target_seconds","rpo_target_seconds","rto_met","rpo_met",
+ * "scratch":{"port","stopped","removed"},"steps":[...]}.
+ * Returns 0 (succeeded), -EPROTO (no backup to restore, or refused),
+ * -ETIMEDOUT, -errno; err says why.
+ * Thread-safety: one drill per scratch directory.
+ */
+int tm_dr_drill(const struct tm_dr_conf *c, const struct tm_dr_drill_opts *o,
+                struct tm_dr_log *log, json_t **ret_report, char *err, size_t errlen);
+
+/**
+ * tm_dr_report_save() - store a drill report (an object with a positive
+ * integer "id") as dir/drill-<id>.json, atomically (a temporary file
+ * renamed). dir is created if missing. Returns 0, -EINVAL (no id), -errno.
+ */
+int tm_dr_report_save(const char *dir, const json_t *report);
+/**
+ * tm_dr_report_load() - the report with this id. Returns 0 and *ret (new
+ * reference), -ENOENT, -EBADMSG (not a JSON object), -errno.
+ */
+int tm_dr_report_load(const char *dir, uint64_t id, json_t **ret);
+/**
+ * tm_dr_reports_list() - every stored report, newest (highest id) first,
+ * without their step logs. Returns 0 and *ret (a new array; empty when dir
+ * does not exist), -errno. Unreadable files are skipped.
+ */
+int tm_dr_reports_list(const char *dir, json_t **ret);
 
 /**
  * tm_dr_timeline() - the recovery points (snapshots) of each component

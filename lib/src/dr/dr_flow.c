@@ -26,7 +26,7 @@
 
 /* ---- the step log ---- */
 
-static json_t *step_begin(struct tm_dr_log *l, const char *name)
+json_t *tm_dr__step_begin(struct tm_dr_log *l, const char *name)
 {
         char ts[40];
         json_t *s;
@@ -43,9 +43,7 @@ static json_t *step_begin(struct tm_dr_log *l, const char *name)
         return s;
 }
 
-static void step_end(struct tm_dr_log *l, json_t *s, const char *state, const char *fmt, ...)
-        __attribute__((format(printf, 4, 5)));
-static void step_end(struct tm_dr_log *l, json_t *s, const char *state, const char *fmt, ...)
+void tm_dr__step_end(struct tm_dr_log *l, json_t *s, const char *state, const char *fmt, ...)
 {
         char ts[40], detail[2048] = "";
         va_list ap;
@@ -281,27 +279,27 @@ int tm_dr_failover(const struct tm_dr_conf *c, const struct tm_dr_failover_opts 
                 return -EINVAL;
         }
 
-        st = step_begin(log, "check-sites");
+        st = tm_dr__step_begin(log, "check-sites");
         tm_dr_probe(to->conninfo, c->connect_timeout_ns, &ht);
         tm_dr_probe(from->conninfo, c->connect_timeout_ns, &hf);
         if (!ht.reachable || !ht.in_recovery) {
                 snprintf(err, errlen, "the target site '%s' %s", to->name,
                          !ht.reachable ? "does not answer" : "is not a standby");
-                step_end(log, st, "failed", "%s%s%s", err, ht.reachable ? "" : ": ", ht.error);
+                tm_dr__step_end(log, st, "failed", "%s%s%s", err, ht.reachable ? "" : ": ", ht.error);
                 r = ht.reachable ? -EINVAL : -ECONNREFUSED;
                 goto out;
         }
         ret->planned = hf.reachable && !hf.in_recovery;
         f.kind = ret->planned ? "planned" : "unplanned";
-        step_end(log, st, "succeeded", "%s failover: old primary '%s' %s; target '%s' standby",
+        tm_dr__step_end(log, st, "succeeded", "%s failover: old primary '%s' %s; target '%s' standby",
                  f.kind, from->name,
                  !hf.reachable ? "does not answer" : hf.in_recovery ? "is a standby" : "is up",
                  to->name);
 
         /* ---- fence ---- */
-        st = step_begin(log, "fence");
+        st = tm_dr__step_begin(log, "fence");
         if (hf.reachable && hf.in_recovery) {
-                step_end(log, st, "skipped", "'%s' is not writable", from->name);
+                tm_dr__step_end(log, st, "skipped", "'%s' is not writable", from->name);
         } else if (c->hooks[TM_DR_HOOK_FENCE].command) {
                 r = run_hook(&f, TM_DR_HOOK_FENCE, from, "", &out);
                 if (r < 0 && !o->force) {
@@ -310,11 +308,11 @@ int tm_dr_failover(const struct tm_dr_conf *c, const struct tm_dr_failover_opts 
                                  "retry with \"force\": true only if it is certainly down",
                                  from->name, r == -ETIMEDOUT ? "timed out" : "failed",
                                  out_or(out, "no output"));
-                        step_end(log, st, "failed", "%s", err);
+                        tm_dr__step_end(log, st, "failed", "%s", err);
                         r = -EPERM;
                         goto out;
                 }
-                step_end(log, st, r < 0 ? "failed" : "succeeded", "fence hook%s: %s",
+                tm_dr__step_end(log, st, r < 0 ? "failed" : "succeeded", "fence hook%s: %s",
                          r < 0 ? " failed, forced" : "", out_or(out, "ok"));
                 free(out);
                 out = NULL;
@@ -325,14 +323,14 @@ int tm_dr_failover(const struct tm_dr_conf *c, const struct tm_dr_failover_opts 
                                  "cannot fence the old primary '%s': %s; retry with "
                                  "\"force\": true only if it is certainly down",
                                  from->name, msg);
-                        step_end(log, st, "failed", "%s", err);
+                        tm_dr__step_end(log, st, "failed", "%s", err);
                         r = -EPERM;
                         goto out;
                 }
-                step_end(log, st, r < 0 ? "failed" : "succeeded", "%s",
+                tm_dr__step_end(log, st, r < 0 ? "failed" : "succeeded", "%s",
                          r < 0 ? msg : "read-only, client sessions ended");
         } else if (o->force || o->confirmed_down) {
-                step_end(log, st, "skipped", "'%s' does not answer and there is no [hook.fence]; "
+                tm_dr__step_end(log, st, "skipped", "'%s' does not answer and there is no [hook.fence]; "
                          "%s", from->name,
                          o->force ? "forced by the operator"
                                   : "its standby confirmed it gone (no WAL receiver)");
@@ -342,7 +340,7 @@ int tm_dr_failover(const struct tm_dr_conf *c, const struct tm_dr_failover_opts 
                          "[hook.fence]): retry with \"force\": true only if it is certainly "
                          "down",
                          from->name);
-                step_end(log, st, "failed", "%s", err);
+                tm_dr__step_end(log, st, "failed", "%s", err);
                 r = -EPERM;
                 goto out;
         }
@@ -356,14 +354,14 @@ int tm_dr_failover(const struct tm_dr_conf *c, const struct tm_dr_failover_opts 
                 if (r < 0)
                         fence_lsn = hf.lsn;
                 if (from->pgdata) {
-                        st = step_begin(log, "stop-old-primary");
+                        st = tm_dr__step_begin(log, "stop-old-primary");
                         r = pg_ctl(c, from, "stop", &out);
-                        step_end(log, st, r == 0 ? "succeeded" : "failed", "pg_ctl stop: %s",
+                        tm_dr__step_end(log, st, r == 0 ? "succeeded" : "failed", "pg_ctl stop: %s",
                                  out_or(out, "no output"));
                         free(out);
                         out = NULL;
                 }
-                st = step_begin(log, "wait-replay");
+                st = tm_dr__step_begin(log, "wait-replay");
                 tm_dr_lsn_format(fence_lsn, lsn_s, sizeof(lsn_s));
                 r = wait_replay(c, to, fence_lsn, 0, &hw);
                 if (r < 0) {
@@ -374,13 +372,13 @@ int tm_dr_failover(const struct tm_dr_conf *c, const struct tm_dr_failover_opts 
                                  "'%s' did not replay up to %s within the catch-up timeout "
                                  "(at %s): the old primary is restarted and unfenced",
                                  to->name, lsn_s, got);
-                        step_end(log, st, "failed", "%s", err);
+                        tm_dr__step_end(log, st, "failed", "%s", err);
                         if (from->pgdata)
                                 pg_ctl(c, from, "start", NULL);
                         sql_unfence(c, from);
                         goto out;
                 }
-                step_end(log, st, "succeeded", "replayed up to %s: nothing is lost", lsn_s);
+                tm_dr__step_end(log, st, "succeeded", "replayed up to %s: nothing is lost", lsn_s);
         } else {
                 /* what the standby has received is all it will ever have */
                 uint64_t have = ht.receive_lsn > ht.lsn ? ht.receive_lsn : ht.lsn;
@@ -394,14 +392,14 @@ int tm_dr_failover(const struct tm_dr_conf *c, const struct tm_dr_failover_opts 
         }
 
         /* ---- promote ---- */
-        st = step_begin(log, "promote");
+        st = tm_dr__step_begin(log, "promote");
         r = tm_dr_sql(to->conninfo, c->catchup_timeout_ns, "SELECT pg_promote(true, 60)", msg,
                       sizeof(msg), err, errlen);
         if (r < 0 || strcmp(msg, "t")) {
                 if (r >= 0)
                         snprintf(err, errlen, "pg_promote() on '%s' did not finish in 60 s",
                                  to->name);
-                step_end(log, st, "failed", "%s", err);
+                tm_dr__step_end(log, st, "failed", "%s", err);
                 r = r < 0 ? r : -ETIMEDOUT;
                 goto out;
         }
@@ -409,30 +407,30 @@ int tm_dr_failover(const struct tm_dr_conf *c, const struct tm_dr_failover_opts 
         tm_dr_probe(to->conninfo, c->connect_timeout_ns, &hw);
         ret->promote_lsn = hw.lsn;
         tm_dr_lsn_format(hw.lsn, lsn_s, sizeof(lsn_s));
-        step_end(log, st, "succeeded", "'%s' is the primary at %s, timeline %u", to->name, lsn_s,
+        tm_dr__step_end(log, st, "succeeded", "'%s' is the primary at %s, timeline %u", to->name, lsn_s,
                  hw.timeline);
         /* a checkpoint on the new timeline, without which a later pg_rewind
          * finds "no rewind required" and the old primary cannot follow */
-        st = step_begin(log, "checkpoint");
+        st = tm_dr__step_begin(log, "checkpoint");
         r = tm_dr_sql(to->conninfo, c->catchup_timeout_ns, "CHECKPOINT", NULL, 0, msg, sizeof(msg));
-        step_end(log, st, r < 0 ? "failed" : "succeeded", "%s", r < 0 ? msg : "");
+        tm_dr__step_end(log, st, r < 0 ? "failed" : "succeeded", "%s", r < 0 ? msg : "");
 
         /* ---- traffic ---- */
-        st = step_begin(log, "switch-traffic");
+        st = tm_dr__step_begin(log, "switch-traffic");
         r = run_hook(&f, TM_DR_HOOK_SWITCH, to, "", &out);
         if (r == 1) {
-                step_end(log, st, "skipped",
+                tm_dr__step_end(log, st, "skipped",
                          "no [hook.switch-traffic]: clients must find '%s' themselves",
                          to->name);
         } else if (r < 0) {
                 snprintf(err, errlen,
                          "'%s' is promoted but the switch-traffic hook %s: %s", to->name,
                          r == -ETIMEDOUT ? "timed out" : "failed", out_or(out, "no output"));
-                step_end(log, st, "failed", "%s", err);
+                tm_dr__step_end(log, st, "failed", "%s", err);
                 r = -EIO;
         } else {
                 ret->traffic_switched = 1;
-                step_end(log, st, "succeeded", "%s", out_or(out, ""));
+                tm_dr__step_end(log, st, "succeeded", "%s", out_or(out, ""));
         }
         free(out);
         out = NULL;
@@ -442,12 +440,12 @@ int tm_dr_failover(const struct tm_dr_conf *c, const struct tm_dr_failover_opts 
                 goto notify;
         r = 0;
 notify:
-        st = step_begin(log, "notify");
+        st = tm_dr__step_begin(log, "notify");
         {
                 int rn = run_hook(&f, TM_DR_HOOK_NOTIFY, NULL, r < 0 ? "failed" : "succeeded",
                                   &out);
 
-                step_end(log, st, rn == 1 ? "skipped" : rn < 0 ? "failed" : "succeeded", "%s",
+                tm_dr__step_end(log, st, rn == 1 ? "skipped" : rn < 0 ? "failed" : "succeeded", "%s",
                          rn == 1 ? "no [hook.notify]" : out_or(out, ""));
         }
 out:
@@ -654,16 +652,16 @@ int tm_dr_rejoin(const struct tm_dr_conf *c, const char *site, const char *prima
         }
         tm_dr_health_dispose(&h);
 
-        st = step_begin(log, "stop-old-primary");
+        st = tm_dr__step_begin(log, "stop-old-primary");
         r = pg_running(c, s);
         if (r < 0) {
                 snprintf(err, errlen, "no PostgreSQL data directory at %s", s->pgdata);
-                step_end(log, st, "failed", "%s", err);
+                tm_dr__step_end(log, st, "failed", "%s", err);
                 return -ENOENT;
         }
         if (r == 1) {
                 r = pg_ctl(c, s, "stop", &out);
-                step_end(log, st, r == 0 ? "succeeded" : "failed", "pg_ctl stop: %s",
+                tm_dr__step_end(log, st, r == 0 ? "succeeded" : "failed", "pg_ctl stop: %s",
                          out_or(out, ""));
                 free(out);
                 out = NULL;
@@ -672,25 +670,25 @@ int tm_dr_rejoin(const struct tm_dr_conf *c, const char *site, const char *prima
                         return -EPROTO;
                 }
         } else
-                step_end(log, st, "skipped", "not running");
+                tm_dr__step_end(log, st, "skipped", "not running");
 
-        st = step_begin(log, "checkpoint");
+        st = tm_dr__step_begin(log, "checkpoint");
         r = tm_dr_sql(p->conninfo, c->catchup_timeout_ns, "CHECKPOINT", NULL, 0, msg, sizeof(msg));
         if (r < 0) {
                 snprintf(err, errlen, "CHECKPOINT on '%s': %s", p->name, msg);
-                step_end(log, st, "failed", "%s", err);
+                tm_dr__step_end(log, st, "failed", "%s", err);
                 return r;
         }
-        step_end(log, st, "succeeded", NULL);
+        tm_dr__step_end(log, st, "succeeded", NULL);
 
-        st = step_begin(log, "rewind");
+        st = tm_dr__step_begin(log, "rewind");
         if (pg_prog(c, "pg_rewind", prog, sizeof(prog)) < 0)
                 return -ENAMETOOLONG;
         /* pg_rewind copies the source's configuration files over the
          * target's: keep the site's own (its port, its addresses) */
         r = keep_conf(c, s, 0, err, errlen);
         if (r < 0) {
-                step_end(log, st, "failed", "%s", err);
+                tm_dr__step_end(log, st, "failed", "%s", err);
                 return r;
         }
         snprintf(src, sizeof(src), "--source-server=%s", p->conninfo);
@@ -706,7 +704,7 @@ int tm_dr_rejoin(const struct tm_dr_conf *c, const char *site, const char *prima
                 int rk = keep_conf(c, s, 1, err, errlen);
 
                 if (rk < 0 && r == 0) {
-                        step_end(log, st, "failed", "%s", err);
+                        tm_dr__step_end(log, st, "failed", "%s", err);
                         free(out);
                         return rk;
                 }
@@ -714,15 +712,15 @@ int tm_dr_rejoin(const struct tm_dr_conf *c, const char *site, const char *prima
         if (r != 0) {
                 snprintf(err, errlen, "pg_rewind of '%s' from '%s' failed: %s", s->name, p->name,
                          out_or(out, "no output"));
-                step_end(log, st, "failed", "%s", err);
+                tm_dr__step_end(log, st, "failed", "%s", err);
                 free(out);
                 return -EPROTO;
         }
-        step_end(log, st, "succeeded", "%s", out_or(out, ""));
+        tm_dr__step_end(log, st, "succeeded", "%s", out_or(out, ""));
         free(out);
         out = NULL;
 
-        st = step_begin(log, "configure-standby");
+        st = tm_dr__step_begin(log, "configure-standby");
         slot_name(s->name, slot, sizeof(slot));
         snprintf(sql, sizeof(sql),
                  "SELECT pg_create_physical_replication_slot('%s', true) WHERE NOT EXISTS "
@@ -731,30 +729,30 @@ int tm_dr_rejoin(const struct tm_dr_conf *c, const char *site, const char *prima
         r = tm_dr_sql(p->conninfo, c->connect_timeout_ns, sql, NULL, 0, msg, sizeof(msg));
         if (r < 0) {
                 snprintf(err, errlen, "cannot create the slot %s on '%s': %s", slot, p->name, msg);
-                step_end(log, st, "failed", "%s", err);
+                tm_dr__step_end(log, st, "failed", "%s", err);
                 return r;
         }
         r = write_standby_conf(s, p, slot, err, errlen);
         if (r < 0) {
-                step_end(log, st, "failed", "%s", err);
+                tm_dr__step_end(log, st, "failed", "%s", err);
                 return r;
         }
-        step_end(log, st, "succeeded", "standby.signal, primary '%s', slot %s", p->name, slot);
+        tm_dr__step_end(log, st, "succeeded", "standby.signal, primary '%s', slot %s", p->name, slot);
 
-        st = step_begin(log, "start-standby");
+        st = tm_dr__step_begin(log, "start-standby");
         r = pg_ctl(c, s, "start", &out);
         if (r != 0) {
                 snprintf(err, errlen, "'%s' did not start as a standby: %s (see %s/%s-postgres.log)",
                          s->name, out_or(out, ""), c->state_dir, s->name);
-                step_end(log, st, "failed", "%s", err);
+                tm_dr__step_end(log, st, "failed", "%s", err);
                 free(out);
                 return -EPROTO;
         }
-        step_end(log, st, "succeeded", NULL);
+        tm_dr__step_end(log, st, "succeeded", NULL);
         free(out);
         out = NULL;
 
-        st = step_begin(log, "catch-up");
+        st = tm_dr__step_begin(log, "catch-up");
         r = tm_dr_sql(p->conninfo, c->connect_timeout_ns, "SELECT pg_current_wal_lsn()", lsn_s,
                       sizeof(lsn_s), msg, sizeof(msg));
         if (r >= 0)
@@ -765,10 +763,10 @@ int tm_dr_rejoin(const struct tm_dr_conf *c, const char *site, const char *prima
         if (r < 0) {
                 snprintf(err, errlen, "'%s' did not catch up with '%s' (up to %s) in time",
                          s->name, p->name, lsn_s);
-                step_end(log, st, "failed", "%s", err);
+                tm_dr__step_end(log, st, "failed", "%s", err);
                 return -ETIMEDOUT;
         }
-        step_end(log, st, "succeeded", "streaming from '%s', replayed %s", p->name, lsn_s);
+        tm_dr__step_end(log, st, "succeeded", "streaming from '%s', replayed %s", p->name, lsn_s);
         return 0;
 }
 

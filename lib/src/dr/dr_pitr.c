@@ -1,10 +1,11 @@
 /*
  * Point-in-time recovery on demand and the recovery timeline. The restore
- * itself is `tidemark restore @T`, the one implementation of choosing the
- * base backup, checking the window and the WAL's continuity and writing the
- * recovery settings; this file adds what a DR orchestrator needs around it:
- * several components, a scratch server started on the result, the instant
- * it really reached, and the confidence of every recovery point.
+ * itself goes through the library (tm_pg_plan_pitr + tm_pg_pitr_restore,
+ * what `tidemark restore @T` runs too: choosing the base backup, checking
+ * the window, writing the recovery settings); this file adds what a DR
+ * orchestrator needs around it: several components, a scratch server
+ * started on the result (also the drills'), the instant it really reached,
+ * and the confidence of every recovery point.
  */
 #include <errno.h>
 #include <netinet/in.h>
@@ -19,7 +20,10 @@
 #include <tidemark/pg.h>
 #include <tidemark/log.h>
 #include <tidemark/snapshot.h>
+#include <tidemark/ops.h>
 #include <tidemark/time.h>
+
+#include "dr_internal.h"
 
 static int pick_port(void)
 {
@@ -43,158 +47,263 @@ static const char *last_line(char *out)
 
         if (!out || !*out)
                 return "no output";
+        while ((nl = strrchr(out, '\n')) && !nl[1])
+                *nl = '\0';
         nl = strrchr(out, '\n');
         return nl ? nl + 1 : out;
+}
+
+int tm_dr__pg_ctl(const struct tm_dr_conf *c, const char *pgdata, const char *action,
+                  const char *logf, const char *opts, char **ret_output)
+{
+        char prog[4096];
+        const char *argv[16];
+        size_t n = 0;
+
+        snprintf(prog, sizeof(prog), "%s/pg_ctl", c->pg_bin);
+        argv[n++] = prog;
+        argv[n++] = action;
+        argv[n++] = "-D";
+        argv[n++] = pgdata;
+        if (!strcmp(action, "start")) {
+                argv[n++] = "-l";
+                argv[n++] = logf;
+                argv[n++] = "-w";
+                argv[n++] = "-t";
+                argv[n++] = "300";
+                argv[n++] = "-o";
+                argv[n++] = opts;
+        } else if (!strcmp(action, "stop")) {
+                argv[n++] = "-m";
+                argv[n++] = opts ? opts : "fast";
+                argv[n++] = "-w";
+        }
+        argv[n] = NULL;
+        return tm_dr_exec(argv, NULL, 310 * TM_NSEC_PER_SEC, ret_output);
+}
+
+int tm_dr__scratch_remove(const struct tm_dr_conf *c, const char *pgdata, int *ret_stopped)
+{
+        const char *rm[] = { "/bin/rm", "-rf", "--", pgdata, NULL };
+        char pid[4200];
+        int r;
+
+        snprintf(pid, sizeof(pid), "%s/postmaster.pid", pgdata);
+        r = 3;
+        if (access(pid, F_OK) == 0) {
+                /* fast first (clean shutdown), immediate if that hangs */
+                if (tm_dr__pg_ctl(c, pgdata, "stop", NULL, "fast", NULL) != 0)
+                        tm_dr__pg_ctl(c, pgdata, "stop", NULL, "immediate", NULL);
+                /* pg_ctl status: 3 = no server runs there (a stale pid file
+                 * of a killed one included) */
+                r = tm_dr__pg_ctl(c, pgdata, "status", NULL, NULL, NULL);
+        }
+        if (ret_stopped)
+                *ret_stopped = r == 3;
+        if (r != 3)
+                return -EBUSY;
+        if (access(pgdata, F_OK) == 0 && tm_dr_exec(rm, NULL, 300 * TM_NSEC_PER_SEC, NULL) != 0)
+                return -EIO;
+        return access(pgdata, F_OK) == 0 ? -EIO : 0;
+}
+
+int tm_dr__scratch_start(const struct tm_dr_conf *c, const char *pgdata, const char *sockdir,
+                         int port, const char *component, json_t **ret_db,
+                         int64_t *ret_ready_mono, char *err, size_t errlen)
+{
+        char logf[4200], opts[4400], ci[128], v[64] = "", msg[256];
+        char *out = NULL;
+        int64_t deadline;
+        json_t *db;
+        int r;
+
+        if (port <= 0)
+                port = pick_port();
+        if (port < 0) {
+                snprintf(err, errlen, "no free port for the scratch server");
+                return port;
+        }
+        /* loopback only, not archiving into the production archive, its
+         * socket next to it */
+        snprintf(logf, sizeof(logf), "%s/%s-postgres.log", sockdir, component);
+        snprintf(opts, sizeof(opts),
+                 "-p %d -c listen_addresses=127.0.0.1 -c archive_mode=off "
+                 "-c unix_socket_directories='%s'",
+                 port, sockdir);
+        r = tm_dr__pg_ctl(c, pgdata, "start", logf, opts, &out);
+        if (r != 0) {
+                snprintf(err, errlen, "the scratch server did not start (see %s): %s", logf,
+                         last_line(out));
+                free(out);
+                return -EPROTO;
+        }
+        free(out);
+        snprintf(ci, sizeof(ci), "host=127.0.0.1 port=%d dbname=postgres", port);
+        deadline = tm_time_mono() + c->catchup_timeout_ns;
+        for (;;) {
+                /* the first query that finds it promoted: writable, recovered */
+                r = tm_dr_sql(ci, c->connect_timeout_ns, "SELECT pg_is_in_recovery()", v,
+                              sizeof(v), msg, sizeof(msg));
+                if (r == 0 && !strcmp(v, "f"))
+                        break;
+                if (tm_time_mono() > deadline) {
+                        snprintf(err, errlen,
+                                 "the scratch server did not finish recovery in time (see %s)",
+                                 logf);
+                        return -ETIMEDOUT;
+                }
+                usleep(100000);
+        }
+        if (ret_ready_mono)
+                *ret_ready_mono = tm_time_mono();
+        /* the last commit it replayed: the instant reached */
+        r = tm_dr_sql(ci, c->connect_timeout_ns,
+                      "SELECT coalesce(to_char(pg_last_xact_replay_timestamp() "
+                      "AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), '')",
+                      v, sizeof(v), msg, sizeof(msg));
+        db = json_pack("{s:s, s:s, s:i, s:s, s:s, s:s, s:s}", "component", component, "status",
+                       "running", "port", port, "host", "127.0.0.1", "conninfo", ci, "pgdata",
+                       pgdata, "log", logf);
+        if (!db)
+                return -ENOMEM;
+        json_object_set_new(db, "reached", r == 0 && v[0] ? json_string(v) : json_null());
+        *ret_db = db;
+        return 0;
+}
+
+int tm_dr__restore(tm_repo *repo, const char *comp, int is_db, int64_t target_ns,
+                   const char *dir, const char *restore_command, json_t **ret_info, char *err,
+                   size_t errlen)
+{
+        struct tm_restore_opts ro = TM_RESTORE_OPTS_INIT;
+        struct tm_restore_stats st = { 0 };
+        struct tm_pg_plan plan = { 0 };
+        struct tm_snapshot snap = { 0 };
+        char hex[TM_ID_HEX_LEN + 1], t[40], spec[48];
+        json_t *info;
+        int r;
+
+        if (is_db) {
+                r = tm_pg_plan_pitr(repo, comp, target_ns, &plan, err, errlen);
+                if (r == -ENOENT && !err[0])
+                        snprintf(err, errlen, "component '%s' has no base backup", comp);
+                if (r < 0)
+                        return r == -ENOENT || r == -ERANGE ? -EPROTO : r;
+                r = tm_pg_pitr_restore(repo, &plan, dir, restore_command, NULL);
+                if (r < 0) {
+                        snprintf(err, errlen, "component '%s': cannot restore its base backup: %s",
+                                 comp, strerror(-r));
+                        goto out;
+                }
+                tm_id_hex(&plan.base.id, hex);
+                tm_time_format_ns(plan.base.time, t, sizeof(t));
+                info = json_pack("{s:s, s:s, s:b, s:I, s:I}", "snapshot", hex, "snapshot_time", t,
+                                 "to_end", plan.to_end, "window_last_commit_ns",
+                                 (json_int_t)plan.window.last_commit_ns, "window_latest_ns",
+                                 (json_int_t)plan.window.latest_ns);
+        } else {
+                if (target_ns) {
+                        tm_time_format_ns(target_ns, t, sizeof(t));
+                        snprintf(spec, sizeof(spec), "@%s", t);
+                } else {
+                        snprintf(spec, sizeof(spec), "latest");
+                }
+                r = tm_repo_snapshot_find(repo, spec, comp, &snap);
+                if (r < 0) {
+                        snprintf(err, errlen, "component '%s' has no snapshot at or before %s",
+                                 comp, target_ns ? t : "now");
+                        return r == -ENOENT ? -EPROTO : r;
+                }
+                ro.target = dir;
+                r = tm_restore_run(repo, &snap, &ro, &st);
+                if (r < 0) {
+                        snprintf(err, errlen, "component '%s': restore failed: %s%s", comp,
+                                 strerror(-r), r == -EBADMSG ? " (files failed verification)" : "");
+                        goto out;
+                }
+                tm_id_hex(&snap.id, hex);
+                tm_time_format_ns(snap.time, t, sizeof(t));
+                info = json_pack("{s:s, s:s, s:I, s:I}", "snapshot", hex, "snapshot_time", t,
+                                 "files", (json_int_t)st.files, "bytes", (json_int_t)st.bytes);
+        }
+        if (!info)
+                r = -ENOMEM;
+        else
+                *ret_info = info;
+out:
+        tm_snapshot_dispose(&plan.base);
+        tm_snapshot_dispose(&snap);
+        return r;
 }
 
 int tm_dr_pitr(const struct tm_dr_conf *c, const struct tm_dr_pitr_opts *o, struct tm_dr_log *log,
                json_t **ret, char *err, size_t errlen)
 {
-        char t[40], at[48], prog[4096], dir[4096], logf[4200], opts[4400], port_s[16], ci[4200];
-        const char *argv[64];
+        char t[40] = "", dir[4096];
         json_t *comps = json_array(), *db = NULL;
-        char *out = NULL;
-        int r = 0, port = 0;
+        int r = 0;
 
         *ret = NULL;
+        err[0] = '\0';
         if (!comps)
                 return -ENOMEM;
-        tm_time_format_ns(o->target_ns, t, sizeof(t));
-        snprintf(at, sizeof(at), "@%s", t);
-        snprintf(prog, sizeof(prog), "%s/pg_ctl", c->pg_bin);
+        if (!o->repo || !o->restore_command) {
+                json_decref(comps);
+                snprintf(err, errlen, "no repository is configured");
+                return -EINVAL;
+        }
+        if (o->target_ns)
+                tm_time_format_ns(o->target_ns, t, sizeof(t));
         for (size_t i = 0; i < o->n_components; i++) {
                 const char *comp = o->components[i];
                 int is_db = o->database_component && !strcmp(comp, o->database_component);
-                size_t n = 0;
+                json_t *info = NULL, *st;
+                char name[128];
 
                 snprintf(dir, sizeof(dir), "%s/%s", o->dest, comp);
-                if (is_db && access(dir, F_OK) == 0) {
-                        /* a scratch server of an earlier recovery */
-                        const char *stop[] = { prog, "stop", "-D", dir, "-m", "immediate", NULL };
-
-                        tm_dr_exec(stop, NULL, 60 * TM_NSEC_PER_SEC, NULL);
-                }
-                if (access(dir, F_OK) == 0) {
-                        const char *rm[] = { "/bin/rm", "-rf", "--", dir, NULL };
-
-                        tm_dr_exec(rm, NULL, 300 * TM_NSEC_PER_SEC, NULL);
-                }
-                argv[n++] = o->tidemark;
-                for (size_t k = 0; o->repo_args && o->repo_args[k] && n < 50; k++)
-                        argv[n++] = o->repo_args[k];
-                argv[n++] = "restore";
-                argv[n++] = "--component";
-                argv[n++] = comp;
-                argv[n++] = at;
-                argv[n++] = "--target";
-                argv[n++] = dir;
-                argv[n] = NULL;
-                {
-                        char name[128];
-                        json_t *st;
-
-                        snprintf(name, sizeof(name), "restore %s", comp);
-                        st = json_pack("{s:s, s:s}", "step", name, "state", "running");
-                        if (st) {
-                                pthread_mutex_lock(&log->lock);
-                                json_array_append_new(log->steps, st);
-                                pthread_mutex_unlock(&log->lock);
-                        }
-                        r = tm_dr_exec(argv, NULL, 3600 * TM_NSEC_PER_SEC, &out);
-                        if (st) {
-                                pthread_mutex_lock(&log->lock);
-                                json_object_set_new(st, "state",
-                                                    json_string(r == 0 ? "succeeded" : "failed"));
-                                json_object_set_new(st, "detail", json_string(out ? out : ""));
-                                pthread_mutex_unlock(&log->lock);
-                        }
-                }
-                if (r != 0) {
-                        const char *l = last_line(out);
-
-                        if (!strncmp(l, "tidemark: error: ", 17))
-                                l += 17;
-                        snprintf(err, errlen, "component '%s': %s", comp, l);
-                        r = r < 0 ? r : -EPROTO;
+                snprintf(name, sizeof(name), "restore %s", comp);
+                st = tm_dr__step_begin(log, name);
+                /* an earlier recovery's files, and its scratch server */
+                r = tm_dr__scratch_remove(c, dir, NULL);
+                if (r < 0) {
+                        snprintf(err, errlen, "cannot clear '%s' (a server still runs there?)",
+                                 dir);
+                        tm_dr__step_end(log, st, "failed", "%s", err);
                         goto out;
                 }
-                free(out);
-                out = NULL;
-                json_array_append_new(comps, json_pack("{s:s, s:s, s:s}", "component", comp,
-                                                       "path", dir, "status", "restored"));
+                r = tm_dr__restore(o->repo, comp, is_db, o->target_ns, dir, o->restore_command,
+                                   &info, err, errlen);
+                if (r < 0) {
+                        tm_dr__step_end(log, st, "failed", "%s", err);
+                        goto out;
+                }
+                tm_dr__step_end(log, st, "succeeded", "snapshot %s into %s",
+                                json_string_value(json_object_get(info, "snapshot")), dir);
+                json_object_set_new(info, "component", json_string(comp));
+                json_object_set_new(info, "path", json_string(dir));
+                json_object_set_new(info, "status", json_string("restored"));
+                json_object_del(info, "window_last_commit_ns");
+                json_object_del(info, "window_latest_ns");
+                json_array_append_new(comps, info);
                 if (!is_db || !o->start_port)
                         continue;
-
-                /* a scratch server: loopback only, not archiving into the
-                 * production archive, its socket in the destination */
-                port = o->start_port > 0 ? o->start_port : pick_port();
-                if (port < 0) {
-                        r = port;
-                        snprintf(err, errlen, "no free port for the scratch server");
+                st = tm_dr__step_begin(log, "start scratch server");
+                r = tm_dr__scratch_start(c, dir, o->dest, o->start_port, comp, &db, NULL, err,
+                                         errlen);
+                if (r < 0) {
+                        tm_dr__step_end(log, st, "failed", "%s", err);
                         goto out;
                 }
-                snprintf(port_s, sizeof(port_s), "%d", port);
-                snprintf(logf, sizeof(logf), "%s/%s-postgres.log", o->dest, comp);
-                snprintf(opts, sizeof(opts),
-                         "-p %d -c listen_addresses=127.0.0.1 -c archive_mode=off "
-                         "-c unix_socket_directories='%s'",
-                         port, o->dest);
-                {
-                        const char *start[] = { prog, "start", "-D", dir, "-l", logf, "-w",
-                                                "-t", "300", "-o", opts, NULL };
-
-                        r = tm_dr_exec(start, NULL, 310 * TM_NSEC_PER_SEC, &out);
-                }
-                if (r != 0) {
-                        snprintf(err, errlen, "the scratch server did not start (see %s): %s",
-                                 logf, last_line(out));
-                        r = -EPROTO;
-                        goto out;
-                }
-                free(out);
-                out = NULL;
-                snprintf(ci, sizeof(ci), "host=127.0.0.1 port=%d dbname=postgres", port);
-                {
-                        int64_t deadline = tm_time_mono() + c->catchup_timeout_ns;
-                        char v[64] = "", msg[256];
-
-                        for (;;) {
-                                r = tm_dr_sql(ci, c->connect_timeout_ns,
-                                              "SELECT pg_is_in_recovery()", v, sizeof(v), msg,
-                                              sizeof(msg));
-                                if (r == 0 && !strcmp(v, "f"))
-                                        break;
-                                if (tm_time_mono() > deadline) {
-                                        snprintf(err, errlen,
-                                                 "the scratch server did not finish recovery "
-                                                 "in time (see %s)",
-                                                 logf);
-                                        r = -ETIMEDOUT;
-                                        goto out;
-                                }
-                                usleep(100000);
-                        }
-                        /* the last commit it replayed: the instant reached */
-                        r = tm_dr_sql(ci, c->connect_timeout_ns,
-                                      "SELECT coalesce(to_char(pg_last_xact_replay_timestamp() "
-                                      "AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), '')",
-                                      v, sizeof(v), msg, sizeof(msg));
-                        db = json_pack("{s:s, s:s, s:i, s:s, s:s, s:s, s:s}", "component", comp,
-                                       "status", "running", "port", port, "host", "127.0.0.1",
-                                       "conninfo", ci, "pgdata", dir, "log", logf);
-                        if (db)
-                                json_object_set_new(db, "reached",
-                                                    r == 0 && v[0] ? json_string(v) : json_null());
-                        r = 0;
-                }
+                tm_dr__step_end(log, st, "succeeded", "port %d",
+                                (int)json_integer_value(json_object_get(db, "port")));
         }
-        *ret = json_pack("{s:s, s:s, s:o, s:o}", "target_timestamp", t, "destination", o->dest,
-                         "components", comps, "database", db ? db : json_null());
+        *ret = json_pack("{s:s?, s:s, s:o, s:o}", "target_timestamp", t[0] ? t : NULL,
+                         "destination", o->dest, "components", comps, "database",
+                         db ? db : json_null());
         comps = db = NULL;
         if (!*ret)
                 r = -ENOMEM;
 out:
-        free(out);
         json_decref(comps);
         json_decref(db);
         return r;
