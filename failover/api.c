@@ -984,7 +984,10 @@ static int api_timeline(struct tm_http_req *rq, json_t *body, json_t **ret)
 {
         struct fo *f = tm_http_app(rq);
         const char *s = tm_http_query(rq, "start"), *e = tm_http_query(rq, "end");
+        const struct tm_dr_tier *t = tm_dr_tier_find(f->dr, f->dr->service_tier);
+        struct tm_dr_timeline_opts o = { 0 };
         int64_t start = 0, end = tm_time_now(), prec = 0;
+        char reports[4300];
         int r;
 
         if (s && tm_time_parse(s, &start, NULL) < 0)
@@ -999,10 +1002,16 @@ static int api_timeline(struct tm_http_req *rq, json_t *body, json_t **ret)
         if (!f->repo)
                 return tm_http_fail(rq, -EINVAL,
                                     "no repository is configured ([repository] location)");
+        o.database_component = f->dr->component;
+        o.start = start;
+        o.end = end;
+        o.rto_ns = t ? t->rto_ns : 0;
+        drill_paths(f, reports, sizeof(reports), NULL, 0);
+        o.reports_dir = reports;
         pthread_mutex_lock(&f->repo_lock);
         r = tm_repo_refresh(f->repo);
         if (r >= 0)
-                r = tm_dr_timeline(f->repo, f->dr->component, NULL, 0, start, end, ret);
+                r = tm_dr_timeline(f->repo, &o, ret);
         pthread_mutex_unlock(&f->repo_lock);
         return r < 0 ? r : 200;
 }

@@ -171,6 +171,7 @@ assert "steps" not in d[0], d
 PY
 api GET "/api/v1/test/failover/reports/$job"
 expect_code 200 "the drill's report"
+snap=$(jq_ "$BODY" 'd["snapshot"]')
 python3 - "$BODY" <<'PY' || fail "report: $BODY"
 import json, sys
 r = json.loads(sys.argv[1])
@@ -182,6 +183,21 @@ api GET /api/v1/test/failover/reports/999
 expect_code 404 "an unknown report"
 api GET /api/v1/test/failover/reports/x1
 expect_code 400 "a malformed report id"
+
+# ---------------------------------------------------------- the timeline takes the drill as validation
+api GET "/api/v1/recovery/timeline?start=2000-01-01T00:00:00Z&end=2100-01-01"
+expect_code 200 "timeline"
+python3 - "$BODY" "$snap" "$job" <<'PY' || fail "timeline after the drill: $BODY"
+import json, sys
+d = json.loads(sys.argv[1])["components"]["database"]
+p = [p for p in d["points"] if p["snapshot"] == sys.argv[2]]
+assert len(p) == 1, d
+p = p[0]
+assert p["validated_by"] == "drill " + sys.argv[3] and p["factors"]["validation"] == 1.0, p
+assert p["tier"] == "hot" and p["factors"]["tier"] == 1.0, p
+assert len(d["windows"]) == 1 and d["windows"][0]["base_backup"] == sys.argv[2], d
+assert d["windows"][0]["factors"]["validation"] == 1.0 and d["gaps"] == [], d
+PY
 
 # ---------------------------------------------------------- metrics
 api GET /metrics

@@ -23,6 +23,7 @@
 
 #include <tidemark/config.h>
 #include <tidemark/dr.h>
+#include <tidemark/tier.h>
 #include <tidemark/time.h>
 
 static char dir[] = "/tmp/tm-test-dr-XXXXXX";
@@ -489,38 +490,88 @@ static void test_reports(void **state)
         free(d);
 }
 
+static double factor(json_t *pts, size_t i, const char *name)
+{
+        json_t *p = json_array_get(pts, i);
+
+        return name ? json_number_value(json_object_get(json_object_get(p, "factors"), name))
+                    : json_number_value(json_object_get(p, "confidence"));
+}
+
 static void test_timeline(void **state)
 {
         struct tmt_fix *f = tmt_fix_new();
         struct tm_snapshot s1 = { 0 }, s2 = { 0 };
-        char path[4200];
-        json_t *t, *pts;
+        struct tm_dr_timeline_opts o = { .database_component = "database", .end = INT64_MAX,
+                                         .rto_ns = 1800 * TM_NSEC_PER_SEC };
+        char path[4200], rd[4300], hex[TM_ID_HEX_LEN + 1];
+        json_t *t, *pts, *rep;
         uint64_t seed = 1;
+        unsigned level = 99;
 
         snprintf(path, sizeof(path), "%s/a", f->src);
         tmt_write_rand(path, &seed, 1000);
         assert_int_equal(tmt_backup(f->r, f->src, "plugins", "full", &s1), 0);
         assert_int_equal(tmt_backup(f->r, f->src, "config", "full", &s2), 0);
-        assert_int_equal(tm_dr_timeline(f->r, "database", NULL, 0, 0, INT64_MAX, &t), 0);
+        /* an untiered repository: everything is hot */
+        assert_int_equal(tm_dr_snapshot_tier(f->r, &s1, &level), 0);
+        assert_int_equal(level, 0);
+        assert_int_equal(tm_dr_timeline(f->r, &o, &t), 0);
         pts = json_object_get(json_object_get(json_object_get(t, "components"), "plugins"),
                               "points");
         assert_int_equal(json_array_size(pts), 1);
-        /* when plugins was taken, config had no point yet: half complete */
-        assert_true(json_number_value(json_object_get(
-                            json_object_get(json_array_get(pts, 0), "factors"), "completeness")) ==
-                    0.5);
-        assert_true(json_number_value(json_object_get(json_array_get(pts, 0), "confidence")) ==
-                    0.9);
+        /* when plugins was taken, config had no point yet: half complete;
+         * never drilled: validation 0.5 */
+        assert_true(factor(pts, 0, "completeness") == 0.5);
+        assert_true(factor(pts, 0, "validation") == 0.5);
+        assert_true(factor(pts, 0, "tier") == 1.0);
+        assert_true(factor(pts, 0, NULL) == 0.4 + 0.1 + 0.2 + 0.1);
+        assert_string_equal(json_string_value(json_object_get(json_array_get(pts, 0), "tier")),
+                            "hot");
+        assert_string_equal(
+                json_string_value(json_object_get(json_array_get(pts, 0), "validated_by")), "none");
         pts = json_object_get(json_object_get(json_object_get(t, "components"), "config"),
                               "points");
-        assert_true(json_number_value(json_object_get(json_array_get(pts, 0), "confidence")) ==
-                    1.0);
+        assert_true(factor(pts, 0, NULL) == 0.4 + 0.1 + 0.2 + 0.2);
+        /* no base backup of the database: no window, no gap */
+        assert_null(json_object_get(json_object_get(t, "components"), "database"));
         json_decref(t);
+
+        /* a drill that restored config makes it validated */
+        snprintf(rd, sizeof(rd), "%s/drills", f->dir);
+        tm_id_hex(&s2.id, hex);
+        rep = json_pack("{s:i, s:b, s:s}", "id", 3, "succeeded", 1, "snapshot", hex);
+        assert_int_equal(tm_dr_report_save(rd, rep), 0);
+        json_decref(rep);
+        o.reports_dir = rd;
+        assert_int_equal(tm_dr_timeline(f->r, &o, &t), 0);
+        pts = json_object_get(json_object_get(json_object_get(t, "components"), "config"),
+                              "points");
+        assert_true(factor(pts, 0, "validation") == 1.0);
+        assert_true(factor(pts, 0, NULL) == 1.0);
+        assert_string_equal(
+                json_string_value(json_object_get(json_array_get(pts, 0), "validated_by")),
+                "drill 3");
+        json_decref(t);
+        /* a drill whose scratch server failed on it counts against it */
+        rep = json_pack("{s:i, s:b, s:s, s:s}", "id", 4, "succeeded", 0, "snapshot", hex,
+                        "failed_step", "start scratch server");
+        assert_int_equal(tm_dr_report_save(rd, rep), 0);
+        json_decref(rep);
+        assert_int_equal(tm_dr_timeline(f->r, &o, &t), 0);
+        pts = json_object_get(json_object_get(json_object_get(t, "components"), "config"),
+                              "points");
+        assert_true(factor(pts, 0, "validation") == 0.0);
+        json_decref(t);
+
         /* a range before everything, and a chosen component */
         {
                 const char *only[] = { "plugins" };
 
-                assert_int_equal(tm_dr_timeline(f->r, "database", only, 1, 0, s1.time - 1, &t), 0);
+                o.components = only;
+                o.n_components = 1;
+                o.end = s1.time - 1;
+                assert_int_equal(tm_dr_timeline(f->r, &o, &t), 0);
                 assert_int_equal(json_object_size(json_object_get(t, "components")), 1);
                 assert_int_equal(json_array_size(json_object_get(
                                          json_object_get(json_object_get(t, "components"),
@@ -532,6 +583,97 @@ static void test_timeline(void **state)
         tm_snapshot_dispose(&s1);
         tm_snapshot_dispose(&s2);
         tmt_fix_free(f);
+}
+
+/* The thaw delays weighed against an RTO */
+static void test_tier_factor(void **state)
+{
+        int64_t h = 3600 * TM_NSEC_PER_SEC;
+
+        assert_int_equal(tm_dr_thaw_ns(0, NULL), 0);
+        assert_int_equal(tm_dr_thaw_ns(1, "Bulk"), 0);
+        assert_int_equal(tm_dr_thaw_ns(2, NULL), 5 * h);
+        assert_int_equal(tm_dr_thaw_ns(2, "Standard"), 5 * h);
+        assert_int_equal(tm_dr_thaw_ns(2, "Expedited"), 5 * 60 * TM_NSEC_PER_SEC);
+        assert_int_equal(tm_dr_thaw_ns(2, "Bulk"), 12 * h);
+        assert_int_equal(tm_dr_thaw_ns(3, NULL), 12 * h);
+        assert_int_equal(tm_dr_thaw_ns(3, "Bulk"), 48 * h);
+        /* fits: 1; too slow: RTO / thaw */
+        assert_true(tm_dr_tier_factor(0, h / 2) == 1.0);
+        assert_true(tm_dr_tier_factor(5 * 60 * TM_NSEC_PER_SEC, h / 2) == 1.0);
+        assert_true(tm_dr_tier_factor(5 * h, h / 2) == 0.1);
+        assert_true(tm_dr_tier_factor(12 * h, 4 * h) == 4.0 / 12.0);
+        assert_true(tm_dr_tier_factor(12 * h, 0) == 1.0);
+}
+
+/* Where the packs really are: a repository with local warm, cold and
+ * archive tiers, its packs aged into cold by a lifecycle pass; the
+ * timeline's tier factor then weighs the cold tier's thaw (Standard: 5 h)
+ * against the RTO. */
+static void test_timeline_cold(void **state)
+{
+        char *d = tmt_mkdtemp(), repo[4200], cat[4200], src[4200], conf[4200], path[4300];
+        struct tm_repo_opts ro;
+        struct tm_tier_opts to = { 0 };
+        struct tm_tier_stats st = { 0 };
+        struct tm_config *cfg = NULL;
+        struct tm_snapshot s1 = { 0 };
+        struct tm_dr_timeline_opts o = { .end = INT64_MAX, .rto_ns = 1800 * TM_NSEC_PER_SEC };
+        char err[512];
+        tm_repo *r = NULL;
+        uint64_t seed = 3;
+        unsigned level = 99;
+        json_t *t, *pts;
+        FILE *fp;
+
+        snprintf(repo, sizeof(repo), "%s/repo", d);
+        snprintf(cat, sizeof(cat), "%s/catalog.db", d);
+        snprintf(src, sizeof(src), "%s/src", d);
+        snprintf(conf, sizeof(conf), "%s/tiers.conf", d);
+        tmt_mkdir(src);
+        fp = fopen(conf, "w");
+        assert_non_null(fp);
+        fprintf(fp, "[tier.warm]\nlocation = %s/warm\n[tier.cold]\nlocation = %s/cold\n"
+                    "[tier.archive]\nlocation = %s/archive\n", d, d, d);
+        fclose(fp);
+        assert_int_equal(tm_config_load(conf, &cfg, err, sizeof(err)), 0);
+        ro = tmt_repo_opts(repo, cat, TMT_PASS);
+        ro.config = cfg;
+        assert_int_equal(tm_repo_init(&ro, &r), 0);
+        snprintf(path, sizeof(path), "%s/f", src);
+        tmt_write_rand(path, &seed, 200000);
+        assert_int_equal(tmt_backup(r, src, "plugins", "full", &s1), 0);
+        assert_int_equal(tm_dr_snapshot_tier(r, &s1, &level), 0);
+        assert_int_equal(level, TM_TIER_HOT);
+        /* ten days later its data belongs in cold (default ages 24 h, 7 d, 90 d) */
+        to.now_ns = s1.time + 10 * 86400 * TM_NSEC_PER_SEC;
+        assert_int_equal(tm_tier_run(r, &to, &st), 0);
+        assert_true(st.packs[TM_TIER_COLD] > 0);
+        assert_int_equal(tm_dr_snapshot_tier(r, &s1, &level), 0);
+        assert_int_equal(level, TM_TIER_COLD);
+        assert_int_equal(tm_dr_timeline(r, &o, &t), 0);
+        pts = json_object_get(json_object_get(json_object_get(t, "components"), "plugins"),
+                              "points");
+        assert_string_equal(json_string_value(json_object_get(json_array_get(pts, 0), "tier")),
+                            "cold");
+        assert_true(json_number_value(json_object_get(json_array_get(pts, 0), "thaw_seconds")) ==
+                    5 * 3600);
+        /* 30 min against a 5 h thaw */
+        assert_true(factor(pts, 0, "tier") == 0.1);
+        assert_true(factor(pts, 0, NULL) < 0.4 + 0.1 + 0.2 * 0.1 + 0.2 + 1e-9);
+        json_decref(t);
+        /* a tier whose RTO fits the thaw keeps the full factor */
+        o.rto_ns = 8 * 3600 * TM_NSEC_PER_SEC;
+        assert_int_equal(tm_dr_timeline(r, &o, &t), 0);
+        pts = json_object_get(json_object_get(json_object_get(t, "components"), "plugins"),
+                              "points");
+        assert_true(factor(pts, 0, "tier") == 1.0);
+        json_decref(t);
+        tm_snapshot_dispose(&s1);
+        tm_repo_free(r);
+        tm_config_free(cfg);
+        tmt_rm_rf(d);
+        free(d);
 }
 
 static int setup(void **state)
@@ -558,7 +700,8 @@ int main(void)
                 cmocka_unit_test(test_log),           cmocka_unit_test(test_unreachable),
                 cmocka_unit_test(test_flows_refuse),  cmocka_unit_test(test_pitr),
                 cmocka_unit_test(test_timeline),      cmocka_unit_test(test_drill_no_backup),
-                cmocka_unit_test(test_reports),
+                cmocka_unit_test(test_reports),       cmocka_unit_test(test_tier_factor),
+                cmocka_unit_test(test_timeline_cold),
         };
 
         return cmocka_run_group_tests(tests, setup, teardown);

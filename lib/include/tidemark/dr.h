@@ -329,21 +329,49 @@ int tm_dr_report_load(const char *dir, uint64_t id, json_t **ret);
  */
 int tm_dr_reports_list(const char *dir, json_t **ret);
 
+/* ---- the recovery timeline ---- */
+struct tm_dr_timeline_opts {
+        const char *database_component; /* its windows and WAL continuity; may be NULL */
+        const char *const *components;  /* NULL / 0: every component but WAL archives */
+        size_t n_components;
+        int64_t start, end; /* ns */
+        int64_t rto_ns;     /* the service tier's RTO a thaw is weighed against (0: never) */
+        const char *reports_dir; /* the drill reports (validation evidence); may be NULL */
+};
+
 /**
  * tm_dr_timeline() - the recovery points (snapshots) of each component
- * between start and end (ns), and the recoverable windows of the database
- * component, each with a confidence score in [0, 1]:
- *   0.4 x continuity (database: the archived WAL is continuous from the base
- *         backup past the point = 1, no segment archived after it yet = 0.5,
- *         a gap = 0; files = 1)
- * + 0.2 x validation (1 when the snapshot records no unreadable file, else 0)
- * + 0.2 x tier (hot: 1; a thawing tier: 1 if its thaw time fits the RTO)
- * + 0.2 x completeness (share of the components with a point at or before it)
- * A window scores as the newest base backup in the range (0.6 without one).
- * components NULL: every component in the repository. *ret gets
- * {"start","end","components":{name:{"points":[...],"windows":[...]}}}.
- * Returns 0, -ENOMEM, -errno (the repository).
+ * between start and end, and each recoverable window of the database
+ * component (from tm_pg_windows_get: a gap in the WAL ends one window and
+ * is listed under "gaps"), each with a confidence score in [0, 1]:
+ *   0.4 x continuity   (a base backup: its WAL continuous past it = 1, no
+ *                       segment archived after it yet = 0.5, a gap = 0;
+ *                       files = 1; a window = 1, gaps end windows)
+ * + 0.2 x validation   (restored and served in a drill = 1; never drilled
+ *                       and no unreadable file at backup = 0.5; unreadable
+ *                       files, or a drill whose scratch server failed on it
+ *                       = 0)
+ * + 0.2 x tier         (min(1, RTO / expected thaw of its coldest pack):
+ *                       hot and warm = 1, see tm_dr_thaw_ns)
+ * + 0.2 x completeness (share of the components with a point at or before
+ *                       it; a window: at its start)
+ * A window's validation and tier are those of the base backup it starts
+ * from. *ret gets {"start","end","components":{name:{"points":[...],
+ * "windows":[...],"gaps":[...]}}}. Returns 0, -ENOMEM, -errno (the
+ * repository).
  */
-int tm_dr_timeline(tm_repo *repo, const char *database_component,
-                   const char *const *components, size_t n_components, int64_t start, int64_t end,
-                   json_t **ret);
+int tm_dr_timeline(tm_repo *repo, const struct tm_dr_timeline_opts *o, json_t **ret);
+
+/* The expected delay of a thaw from a tier level (enum tm_tier_level) with
+ * a retrieval speed ("Expedited", "Standard", "Bulk"; NULL Standard): the
+ * upper end of the times tm_tier_thaw_eta() names; 0 for hot and warm. */
+int64_t tm_dr_thaw_ns(unsigned level, const char *retrieval);
+/* The timeline's tier factor: 1 when the thaw fits the RTO (or either is
+ * 0), else rto / thaw. */
+double tm_dr_tier_factor(int64_t thaw_ns, int64_t rto_ns);
+/**
+ * tm_dr_snapshot_tier() - the coldest tier holding a pack of the
+ * snapshot's file data (enum tm_tier_level): TM_TIER_HOT at once for an
+ * untiered repository, else by walking its tree. Returns 0 or -errno.
+ */
+int tm_dr_snapshot_tier(tm_repo *repo, const struct tm_snapshot *s, unsigned *ret);

@@ -21,7 +21,10 @@
 #include <tidemark/log.h>
 #include <tidemark/snapshot.h>
 #include <tidemark/ops.h>
+#include <tidemark/catalog.h>
+#include <tidemark/tier.h>
 #include <tidemark/time.h>
+#include <tidemark/tree.h>
 
 #include "dr_internal.h"
 
@@ -311,38 +314,183 @@ out:
 
 /* ---- the timeline ---- */
 
+/*
+ * The expected delay of a thaw, as a duration to weigh against an RTO: the
+ * upper ends of the AWS restore times tm_tier_thaw_eta() names (S3 Glacier
+ * Flexible Retrieval: Expedited 1-5 min, Standard 3-5 h, Bulk 5-12 h; Deep
+ * Archive: Standard 12 h, Bulk 48 h). Hot and warm packs read at once.
+ */
+int64_t tm_dr_thaw_ns(unsigned level, const char *retrieval)
+{
+        int bulk = retrieval && !strcmp(retrieval, "Bulk");
+        int fast = retrieval && !strcmp(retrieval, "Expedited");
+
+        if (level < TM_TIER_COLD)
+                return 0;
+        if (level == TM_TIER_COLD)
+                return (fast ? 5 * 60 : bulk ? 12 * 3600 : 5 * 3600) * TM_NSEC_PER_SEC;
+        return (bulk ? 48 : 12) * 3600 * TM_NSEC_PER_SEC;
+}
+
+double tm_dr_tier_factor(int64_t thaw_ns, int64_t rto_ns)
+{
+        if (thaw_ns <= 0 || rto_ns <= 0 || thaw_ns <= rto_ns)
+                return 1;
+        return (double)rto_ns / (double)thaw_ns;
+}
+
+struct tier_walk {
+        tm_repo *repo;
+        unsigned level; /* the coldest so far */
+};
+
+static int tier_cb(const char *path, const struct tm_node *nd, void *ud)
+{
+        struct tier_walk *w = ud;
+
+        (void)path;
+        for (size_t i = 0; nd->type == TM_NODE_FILE && i < nd->n_content; i++) {
+                struct tm_pack_entry e;
+                unsigned l;
+                tm_id pack;
+
+                if (tm_catalog_blob_find(tm_repo_catalog(w->repo), &nd->content[i].id, &pack,
+                                         &e) < 0)
+                        continue; /* a missing blob is check's to report */
+                l = tm_tier_of_pack(w->repo, &pack);
+                if (l < TM_TIER_LEVELS && l > w->level)
+                        w->level = l;
+                if (w->level == TM_TIER_ARCHIVE)
+                        return 1; /* nothing is colder */
+        }
+        return 0;
+}
+
+int tm_dr_snapshot_tier(tm_repo *repo, const struct tm_snapshot *s, unsigned *ret)
+{
+        struct tier_walk w = { .repo = repo, .level = TM_TIER_HOT };
+        int r;
+
+        /* one location of our own: every pack is hot */
+        if (!tm_backend_is_tiered(tm_repo_backend(repo))) {
+                *ret = TM_TIER_HOT;
+                return 0;
+        }
+        r = tm_repo_walk(repo, &s->tree, tier_cb, &w);
+        if (r < 0)
+                return r;
+        *ret = w.level;
+        return 0;
+}
+
+/* The drills' evidence per base backup: 1 restored and served in a drill,
+ * -1 restored but the scratch server failed on it (0: never drilled). */
+static int drill_evidence(const json_t *reports, const char *hex, uint64_t *ret_id)
+{
+        const json_t *v;
+        size_t i;
+
+        json_array_foreach(reports, i, v) {
+                const char *snap = json_string_value(json_object_get(v, "snapshot"));
+                const char *step = json_string_value(json_object_get(v, "failed_step"));
+
+                if (!snap || strcmp(snap, hex))
+                        continue;
+                *ret_id = (uint64_t)json_integer_value(json_object_get(v, "id"));
+                if (json_is_true(json_object_get(v, "succeeded")))
+                        return 1;
+                if (step && (!strcmp(step, "start scratch server") || !strcmp(step, "measure")))
+                        return -1;
+        }
+        return 0;
+}
+
 struct comp_acc {
         const char *name;
         json_t *points;
         int64_t first; /* its earliest point */
 };
 
-int tm_dr_timeline(tm_repo *repo, const char *dbc, const char *const *components,
-                   size_t n_components, int64_t start, int64_t end, json_t **ret)
+/* The factors every point and window shares: validation and tier. */
+struct point_factors {
+        double validation, tier;
+        unsigned level;
+        int64_t thaw_ns;
+        char validated_by[64];
+};
+
+static int point_factors(tm_repo *repo, const struct tm_dr_timeline_opts *o,
+                         const json_t *reports, const struct tm_snapshot *s,
+                         struct point_factors *ret)
 {
+        const struct tm_tier_set *set = tm_repo_tiers(repo);
+        char hex[TM_ID_HEX_LEN + 1];
+        uint64_t drill = 0;
+        int ev, r;
+
+        tm_id_hex(&s->id, hex);
+        ev = drill_evidence(reports, hex, &drill);
+        if (ev > 0) {
+                ret->validation = 1;
+                snprintf(ret->validated_by, sizeof(ret->validated_by), "drill %llu",
+                         (unsigned long long)drill);
+        } else if (ev < 0 || s->summary.files_failed) {
+                ret->validation = 0;
+                snprintf(ret->validated_by, sizeof(ret->validated_by), "%s",
+                         ev < 0 ? "failed in a drill" : "unreadable files at backup");
+        } else {
+                ret->validation = 0.5;
+                snprintf(ret->validated_by, sizeof(ret->validated_by), "none");
+        }
+        r = tm_dr_snapshot_tier(repo, s, &ret->level);
+        if (r < 0)
+                return r;
+        ret->thaw_ns = tm_dr_thaw_ns(ret->level, set ? set->t[ret->level].retrieval : NULL);
+        ret->tier = tm_dr_tier_factor(ret->thaw_ns, o->rto_ns);
+        return 0;
+}
+
+static json_t *factors_json(double continuity, const struct point_factors *pf, double complete)
+{
+        return json_pack("{s:f, s:f, s:f, s:f}", "continuity", continuity, "validation",
+                         pf->validation, "tier", pf->tier, "completeness", complete);
+}
+
+static double score(double continuity, const struct point_factors *pf, double complete)
+{
+        return 0.4 * continuity + 0.2 * pf->validation + 0.2 * pf->tier + 0.2 * complete;
+}
+
+int tm_dr_timeline(tm_repo *repo, const struct tm_dr_timeline_opts *o, json_t **ret)
+{
+        const char *dbc = o->database_component;
+        struct tm_pg_windows win = { 0 };
         struct tm_snapshot *a = NULL;
         struct comp_acc *acc = NULL;
         size_t n = 0, na = 0;
         char wal[TM_DR_NAME_MAX + 8] = "", ts[40];
-        json_t *out = NULL, *cj;
-        double db_last = -1; /* the newest base backup's confidence */
-        int r;
+        json_t *out = NULL, *cj, *reports = NULL;
+        int r, have_win = 0;
 
         *ret = NULL;
         if (dbc)
                 tm_pg_wal_component(dbc, wal, sizeof(wal));
+        if (!o->reports_dir || tm_dr_reports_list(o->reports_dir, &reports) < 0)
+                reports = json_array();
+        if (!reports)
+                return -ENOMEM;
         r = tm_repo_snapshot_list(repo, NULL, &a, &n);
         if (r < 0)
-                return r;
-        acc = calloc(n + n_components + 1, sizeof(*acc));
+                goto out;
+        acc = calloc(n + o->n_components + 1, sizeof(*acc));
         if (!acc) {
                 r = -ENOMEM;
                 goto out;
         }
         /* the components: the ones asked for, or every one but WAL archives */
-        for (size_t i = 0; i < n_components; i++)
-                acc[na++] = (struct comp_acc){ components[i], json_array(), INT64_MAX };
-        for (size_t i = 0; !n_components && i < n; i++) {
+        for (size_t i = 0; i < o->n_components; i++)
+                acc[na++] = (struct comp_acc){ o->components[i], json_array(), INT64_MAX };
+        for (size_t i = 0; !o->n_components && i < n; i++) {
                 size_t k;
 
                 if (wal[0] && !strcmp(a[i].component, wal))
@@ -363,23 +511,25 @@ int tm_dr_timeline(tm_repo *repo, const char *dbc, const char *const *components
                 r = -ENOMEM;
                 goto out;
         }
-        tm_time_format_ns(start, ts, sizeof(ts));
+        tm_time_format_ns(o->start, ts, sizeof(ts));
         json_object_set_new(out, "start", json_string(ts));
-        tm_time_format_ns(end, ts, sizeof(ts));
+        tm_time_format_ns(o->end, ts, sizeof(ts));
         json_object_set_new(out, "end", json_string(ts));
         json_object_set_new(out, "components", cj);
         for (size_t i = 0; i < n; i++) {
                 const struct tm_snapshot *s = &a[i];
+                struct point_factors pf = { 0 };
                 struct comp_acc *ca = NULL;
-                double continuity = 1, validated, tier = 1, complete, score;
+                double continuity = 1, complete;
                 const char *cont = "files";
                 char hex[TM_ID_HEX_LEN + 1];
                 size_t have = 0;
+                json_t *p;
 
                 for (size_t k = 0; k < na; k++)
                         if (!strcmp(acc[k].name, s->component))
                                 ca = &acc[k];
-                if (!ca || s->time < start || s->time > end)
+                if (!ca || s->time < o->start || s->time > o->end)
                         continue;
                 if (dbc && !strcmp(s->component, dbc) && tm_pg_snapshot_is_base_backup(s)) {
                         char missing[32];
@@ -391,43 +541,90 @@ int tm_dr_timeline(tm_repo *repo, const char *dbc, const char *const *components
                         cont = c2 == 0 ? "wal continuous" : c2 == -ERANGE ? "no wal archived after it yet"
                                                                             : "wal gap";
                 }
-                validated = s->summary.files_failed ? 0 : 1;
+                r = point_factors(repo, o, reports, s, &pf);
+                if (r < 0)
+                        goto out;
                 for (size_t k = 0; k < na; k++)
                         have += acc[k].first <= s->time;
                 complete = na ? (double)have / (double)na : 1;
-                score = 0.4 * continuity + 0.2 * validated + 0.2 * tier + 0.2 * complete;
-                if (dbc && !strcmp(s->component, dbc))
-                        db_last = score;
                 tm_id_hex(&s->id, hex);
                 tm_time_format_ns(s->time, ts, sizeof(ts));
-                json_array_append_new(
-                        ca->points,
-                        json_pack("{s:s, s:s, s:s, s:s, s:f, s:{s:f, s:f, s:f, s:f}, s:s}", "time",
-                                  ts, "snapshot", hex, "strategy", s->strategy, "tier", "hot",
-                                  "confidence", score, "factors", "continuity", continuity,
-                                  "validation", validated, "tier", tier, "completeness", complete,
-                                  "continuity", cont));
+                p = json_pack("{s:s, s:s, s:s, s:s, s:f, s:f, s:o, s:s, s:s}", "time", ts,
+                              "snapshot", hex, "strategy", s->strategy, "tier",
+                              tm_tier_level_name(pf.level), "thaw_seconds",
+                              (double)pf.thaw_ns / 1e9, "confidence",
+                              score(continuity, &pf, complete), "factors",
+                              factors_json(continuity, &pf, complete), "continuity", cont,
+                              "validated_by", pf.validated_by);
+                json_array_append_new(ca->points, p);
+        }
+        if (dbc) {
+                r = tm_pg_windows_get(repo, dbc, &win);
+                if (r < 0 && r != -ENOENT)
+                        goto out;
+                have_win = r == 0;
         }
         for (size_t k = 0; k < na; k++) {
-                json_t *o = json_pack("{s:o, s:o}", "points", acc[k].points, "windows",
-                                      json_array());
-                int64_t e, l;
+                json_t *co = json_pack("{s:o, s:o, s:o}", "points", acc[k].points, "windows",
+                                       json_array(), "gaps", json_array());
+                int is_db = dbc && !strcmp(acc[k].name, dbc);
 
                 acc[k].points = NULL;
-                if (!o)
-                        continue;
-                if (dbc && !strcmp(acc[k].name, dbc) && tm_pg_window(repo, dbc, &e, &l) == 0 &&
-                    l >= start && e <= end) {
-                        char es[40], ls[40];
-
-                        tm_time_format_ns(e < start ? start : e, es, sizeof(es));
-                        tm_time_format_ns(l > end ? end : l, ls, sizeof(ls));
-                        json_array_append_new(json_object_get(o, "windows"),
-                                              json_pack("{s:s, s:s, s:s, s:f}", "from", es, "to",
-                                                        ls, "kind", "wal", "confidence",
-                                                        db_last >= 0 ? db_last : 0.6));
+                if (!co) {
+                        r = -ENOMEM;
+                        goto out;
                 }
-                json_object_set_new(cj, acc[k].name, o);
+                /* every window of the database on its own (a gap ends one) */
+                for (size_t w = 0; is_db && have_win && w < win.n; w++) {
+                        const struct tm_pg_window *pw = &win.w[w];
+                        struct point_factors pf = { .validation = 0.5, .tier = 1 };
+                        char es[40], ls[40], hex[TM_ID_HEX_LEN + 1];
+                        size_t have = 0;
+                        double complete;
+
+                        if (pw->latest_ns < o->start || pw->earliest_ns > o->end)
+                                continue;
+                        snprintf(pf.validated_by, sizeof(pf.validated_by), "none");
+                        for (size_t i = 0; i < n; i++)
+                                if (!tm_id_cmp(&a[i].id, &pw->base)) {
+                                        r = point_factors(repo, o, reports, &a[i], &pf);
+                                        if (r < 0)
+                                                goto out;
+                                }
+                        for (size_t j = 0; j < na; j++)
+                                have += acc[j].first <= pw->earliest_ns;
+                        complete = na ? (double)have / (double)na : 1;
+                        tm_time_format_ns(pw->earliest_ns < o->start ? o->start : pw->earliest_ns,
+                                          es, sizeof(es));
+                        tm_time_format_ns(pw->latest_ns > o->end ? o->end : pw->latest_ns, ls,
+                                          sizeof(ls));
+                        tm_id_hex(&pw->base, hex);
+                        /* continuous by construction: the WAL is followed
+                         * segment by segment and a gap starts a new window */
+                        json_array_append_new(
+                                json_object_get(co, "windows"),
+                                json_pack("{s:s, s:s, s:s, s:i, s:s, s:s, s:f, s:f, s:o, s:s}",
+                                          "from", es, "to", ls, "kind", "wal", "timeline",
+                                          (int)pw->tli, "base_backup", hex, "tier",
+                                          tm_tier_level_name(pf.level), "thaw_seconds",
+                                          (double)pf.thaw_ns / 1e9, "confidence",
+                                          score(1, &pf, complete), "factors",
+                                          factors_json(1, &pf, complete), "validated_by",
+                                          pf.validated_by));
+                }
+                for (size_t g = 0; is_db && have_win && g < win.n_gaps; g++) {
+                        const struct tm_pg_gap *pg = &win.gaps[g];
+                        char bs[40];
+
+                        if (pg->before_ns < o->start || pg->before_ns > o->end)
+                                continue;
+                        tm_time_format_ns(pg->before_ns, bs, sizeof(bs));
+                        json_array_append_new(json_object_get(co, "gaps"),
+                                              json_pack("{s:i, s:s, s:s}", "timeline",
+                                                        (int)pg->tli, "missing", pg->missing,
+                                                        "after", bs));
+                }
+                json_object_set_new(cj, acc[k].name, co);
         }
         *ret = out;
         out = NULL;
@@ -437,6 +634,9 @@ out:
                 json_decref(acc[k].points);
         free(acc);
         json_decref(out);
+        json_decref(reports);
+        if (have_win)
+                tm_pg_windows_dispose(&win);
         tm_snapshot_array_free(a, n);
         return r;
 }
