@@ -9,7 +9,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
 #include <unistd.h>
 
 #include <tidemark/log.h>
@@ -31,7 +30,6 @@ struct fo_drill {
         json_t *last_success; /* the newest succeeded report, without steps */
         int64_t started_ns;
 };
-
 
 struct flow_args {
         struct fo *f;
@@ -326,7 +324,8 @@ static const json_t *drill_last_success(struct fo *f)
         drill_paths(f, dir, sizeof(dir), NULL, 0);
         if (tm_dr_reports_list(dir, &all) < 0)
                 return NULL;
-        json_array_foreach(all, i, v) {
+        json_array_foreach(all, i, v)
+        {
                 if (json_is_true(json_object_get(v, "succeeded"))) {
                         d->last_success = json_incref(v);
                         break;
@@ -340,8 +339,8 @@ static void drill_metrics_define(struct fo *f)
 {
         tm_metrics_define(f->metrics, "dr_drill_last_success_timestamp_seconds", TM_METRIC_GAUGE,
                           "When the last real drill that succeeded finished (Unix time)", NULL, 0);
-        tm_metrics_define(f->metrics, "dr_drills_total", TM_METRIC_COUNTER,
-                          "Real drills by result", NULL, 0);
+        tm_metrics_define(f->metrics, "dr_drills_total", TM_METRIC_COUNTER, "Real drills by result",
+                          NULL, 0);
 }
 
 /* The last good drill's figures: dr_rto_seconds / dr_rpo_seconds with
@@ -375,10 +374,10 @@ static void drill_metrics_refresh(struct fo *f)
  * the server's to write). */
 static int restore_command(struct fo *f, tm_buf *out)
 {
-        const char *loc = f->cfg->repo_location ? f->cfg->repo_location
-                                                : getenv("TIDEMARK_REPOSITORY");
-        const char *pw = f->cfg->password_file ? f->cfg->password_file
-                                               : getenv("TIDEMARK_PASSWORD_FILE");
+        const char *loc =
+                f->cfg->repo_location ? f->cfg->repo_location : getenv("TIDEMARK_REPOSITORY");
+        const char *pw =
+                f->cfg->password_file ? f->cfg->password_file : getenv("TIDEMARK_PASSWORD_FILE");
         int r;
 
         if (!loc)
@@ -423,8 +422,8 @@ static void *drill_main(void *arg)
                         tm_log_errno(TM_LOG_ERR, r2, "drill %llu: cannot store its report in '%s'",
                                      (unsigned long long)o.id, reports);
         }
-        res = rep ? json_pack("{s:{s:I, s:b, s:O, s:O, s:O, s:O, s:O}, s:s?, s:O?}", "report",
-                              "id", (json_int_t)o.id, "succeeded", r == 0, "failed_step",
+        res = rep ? json_pack("{s:{s:I, s:b, s:O, s:O, s:O, s:O, s:O}, s:s?, s:O?}", "report", "id",
+                              (json_int_t)o.id, "succeeded", r == 0, "failed_step",
                               json_object_get(rep, "failed_step"), "rto_seconds",
                               json_object_get(rep, "rto_seconds") ?: json_null(), "rpo_seconds",
                               json_object_get(rep, "rpo_seconds") ?: json_null(), "reached",
@@ -446,13 +445,13 @@ static void *drill_main(void *arg)
                 tm_metrics_add(f->metrics, "dr_drills_total", l, 1);
         }
         if (tm_jobs_get(f->jobs, o.id, &job) == 0) {
-                const char *step = rep ? json_string_value(json_object_get(rep, "failed_step"))
-                                       : NULL;
+                const char *step =
+                        rep ? json_string_value(json_object_get(rep, "failed_step")) : NULL;
 
                 snprintf(job.state, sizeof(job.state), "%s", r == 0 ? "succeeded" : "failed");
                 if (r < 0)
-                        snprintf(job.error, sizeof(job.error), "%s%s%.200s",
-                                 step ? step : "", step ? ": " : "", err);
+                        snprintf(job.error, sizeof(job.error), "%s%s%.200s", step ? step : "",
+                                 step ? ": " : "", err);
                 job.finished = tm_time_now();
                 free(job.result_json);
                 job.result_json = res ? json_dumps(res, JSON_COMPACT) : NULL;
@@ -505,8 +504,9 @@ static int drill_start(struct fo *f, uint64_t *ret_job, char *err, size_t errlen
         int r;
 
         if (!f->repo) {
-                snprintf(err, errlen, "a real drill restores the latest backup: no repository is "
-                                      "configured ([repository] location)");
+                snprintf(err, errlen,
+                         "a real drill restores the latest backup: no repository is "
+                         "configured ([repository] location)");
                 return -EINVAL;
         }
         pthread_mutex_lock(&f->lock);
@@ -811,8 +811,8 @@ static int api_test_failover(struct tm_http_req *rq, json_t *body, json_t **ret)
                         return tm_http_fail(rq, r, "%s", err);
                 snprintf(u, sizeof(u), "/api/v1/jobs/%llu", (unsigned long long)job);
                 *ret = json_pack("{s:I, s:s, s:s, s:b, s:s, s:s}", "job_id", (json_int_t)job,
-                                 "status", "running", "scope", scope, "dry_run", 0, "status_url",
-                                 u, "reports_url", "/api/v1/test/failover/reports");
+                                 "status", "running", "scope", scope, "dry_run", 0, "status_url", u,
+                                 "reports_url", "/api/v1/test/failover/reports");
                 return *ret ? 202 : -ENOMEM;
         }
         pthread_mutex_lock(&f->lock);

@@ -5,6 +5,7 @@
  * are tested in tests/integration/failover_*.sh.
  */
 #include <errno.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -14,17 +15,16 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <netinet/in.h>
 #include <unistd.h>
 
 #include <cmocka.h>
-
-#include "tm_test_util.h"
 
 #include <tidemark/config.h>
 #include <tidemark/dr.h>
 #include <tidemark/tier.h>
 #include <tidemark/time.h>
+
+#include "tm_test_util.h"
 
 static char dir[] = "/tmp/tm-test-dr-XXXXXX";
 
@@ -377,8 +377,7 @@ static void test_pitr(void **state)
         assert_int_equal(tm_dr_pitr(dr, &o, &l, &ret, err, sizeof(err)), -EINVAL);
         /* each attempt logged its restore step */
         assert_int_equal(json_array_size(l.steps), 5);
-        assert_string_equal(json_string_value(json_object_get(json_array_get(l.steps, 4),
-                                                              "state")),
+        assert_string_equal(json_string_value(json_object_get(json_array_get(l.steps, 4), "state")),
                             "failed");
         tm_dr_log_dispose(&l);
         tm_buf_dispose(&a);
@@ -502,7 +501,8 @@ static void test_timeline(void **state)
 {
         struct tmt_fix *f = tmt_fix_new();
         struct tm_snapshot s1 = { 0 }, s2 = { 0 };
-        struct tm_dr_timeline_opts o = { .database_component = "database", .end = INT64_MAX,
+        struct tm_dr_timeline_opts o = { .database_component = "database",
+                                         .end = INT64_MAX,
                                          .rto_ns = 1800 * TM_NSEC_PER_SEC };
         char path[4200], rd[4300], hex[TM_ID_HEX_LEN + 1];
         json_t *t, *pts, *rep;
@@ -633,8 +633,10 @@ static void test_timeline_cold(void **state)
         tmt_mkdir(src);
         fp = fopen(conf, "w");
         assert_non_null(fp);
-        fprintf(fp, "[tier.warm]\nlocation = %s/warm\n[tier.cold]\nlocation = %s/cold\n"
-                    "[tier.archive]\nlocation = %s/archive\n", d, d, d);
+        fprintf(fp,
+                "[tier.warm]\nlocation = %s/warm\n[tier.cold]\nlocation = %s/cold\n"
+                "[tier.archive]\nlocation = %s/archive\n",
+                d, d, d);
         fclose(fp);
         assert_int_equal(tm_config_load(conf, &cfg, err, sizeof(err)), 0);
         ro = tmt_repo_opts(repo, cat, TMT_PASS);

@@ -250,10 +250,10 @@ int tm_dr_preflight(const struct tm_dr_conf *c, const char *primary, const char 
 
 /* ---- point-in-time recovery ---- */
 struct tm_dr_pitr_opts {
-        tm_repo *repo;               /* the repository (the caller serialises its use) */
-        const char *restore_command; /* how the recovered server fetches WAL
-                                        (tm_pg_restore_command) */
-        int64_t target_ns;           /* 0: the newest recoverable instant */
+        tm_repo *repo;                  /* the repository (the caller serialises its use) */
+        const char *restore_command;    /* how the recovered server fetches WAL
+                                           (tm_pg_restore_command) */
+        int64_t target_ns;              /* 0: the newest recoverable instant */
         const char *const *components;  /* restored into dest/<component> */
         size_t n_components;
         const char *dest;               /* a directory */
@@ -280,7 +280,7 @@ int tm_dr_pitr(const struct tm_dr_conf *c, const struct tm_dr_pitr_opts *o, stru
 
 /* ---- drills ---- */
 struct tm_dr_drill_opts {
-        uint64_t id;                 /* the report's id (the daemon's job id) */
+        uint64_t id; /* the report's id (the daemon's job id) */
         tm_repo *repo;
         pthread_mutex_t *repo_lock;  /* held while the repository is read; may be NULL */
         const char *restore_command; /* as for tm_dr_pitr */
@@ -308,8 +308,8 @@ struct tm_dr_drill_opts {
  * -ETIMEDOUT, -errno; err says why.
  * Thread-safety: one drill per scratch directory.
  */
-int tm_dr_drill(const struct tm_dr_conf *c, const struct tm_dr_drill_opts *o,
-                struct tm_dr_log *log, json_t **ret_report, char *err, size_t errlen);
+int tm_dr_drill(const struct tm_dr_conf *c, const struct tm_dr_drill_opts *o, struct tm_dr_log *log,
+                json_t **ret_report, char *err, size_t errlen);
 
 /**
  * tm_dr_report_save() - store a drill report (an object with a positive
@@ -334,8 +334,8 @@ struct tm_dr_timeline_opts {
         const char *database_component; /* its windows and WAL continuity; may be NULL */
         const char *const *components;  /* NULL / 0: every component but WAL archives */
         size_t n_components;
-        int64_t start, end; /* ns */
-        int64_t rto_ns;     /* the service tier's RTO a thaw is weighed against (0: never) */
+        int64_t start, end;      /* ns */
+        int64_t rto_ns;          /* the service tier's RTO a thaw is weighed against (0: never) */
         const char *reports_dir; /* the drill reports (validation evidence); may be NULL */
 };
 

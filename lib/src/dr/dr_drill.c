@@ -43,8 +43,8 @@ static void set_time(json_t *o, const char *key, int64_t ns)
         json_object_set_new(o, key, json_string(t));
 }
 
-int tm_dr_drill(const struct tm_dr_conf *c, const struct tm_dr_drill_opts *o,
-                struct tm_dr_log *log, json_t **ret_report, char *err, size_t errlen)
+int tm_dr_drill(const struct tm_dr_conf *c, const struct tm_dr_drill_opts *o, struct tm_dr_log *log,
+                json_t **ret_report, char *err, size_t errlen)
 {
         const struct tm_dr_tier *tier = tm_dr_tier_find(c, c->service_tier);
         const char *comp = c->component, *failed_step = NULL;
@@ -56,8 +56,8 @@ int tm_dr_drill(const struct tm_dr_conf *c, const struct tm_dr_drill_opts *o,
 
         *ret_report = NULL;
         err[0] = '\0';
-        rep = json_pack("{s:I, s:s, s:s, s:b, s:s, s:s}", "id", (json_int_t)o->id, "kind",
-                        "drill", "scope", "database_failover", "dry_run", 0, "component", comp,
+        rep = json_pack("{s:I, s:s, s:s, s:b, s:s, s:s}", "id", (json_int_t)o->id, "kind", "drill",
+                        "scope", "database_failover", "dry_run", 0, "component", comp,
                         "service_tier", c->service_tier);
         scratch = json_object();
         if (!rep || !scratch) {
@@ -125,8 +125,9 @@ int tm_dr_drill(const struct tm_dr_conf *c, const struct tm_dr_drill_opts *o,
         reached_ns = parse_instant(json_object_get(db, "reached"));
         if (!reached_ns) {
                 /* no transaction replayed at all: nothing to measure an RPO by */
-                snprintf(err, errlen, "the scratch server replayed no commit: the instant it "
-                                      "reached is unknown");
+                snprintf(err, errlen,
+                         "the scratch server replayed no commit: the instant it "
+                         "reached is unknown");
                 r = -EPROTO;
                 tm_dr__step_end(log, st, "failed", "%s", err);
                 goto out;
@@ -170,7 +171,7 @@ out:
                 r2 = tm_dr__scratch_remove(c, dir, &stopped);
                 removed = r2 == 0;
                 tm_dr__step_end(log, st, r2 == 0 ? "succeeded" : "failed", "%s",
-                                r2 == 0 ? "stopped and removed"
+                                r2 == 0   ? "stopped and removed"
                                 : stopped ? "stopped, but the files were not removed"
                                           : "a server still runs there");
                 if (r2 < 0 && r == 0) {
@@ -215,8 +216,7 @@ int tm_dr_report_save(const char *dir, const json_t *report)
                 return -EINVAL;
         if (mkdir(dir, 0700) < 0 && errno != EEXIST)
                 return -errno;
-        snprintf(path, sizeof(path), "%s/drill-%lld.json", dir,
-                 (long long)json_integer_value(idv));
+        snprintf(path, sizeof(path), "%s/drill-%lld.json", dir, (long long)json_integer_value(idv));
         snprintf(tmp, sizeof(tmp), "%s.tmp", path);
         s = json_dumps(report, JSON_INDENT(2) | JSON_SORT_KEYS);
         if (!s)

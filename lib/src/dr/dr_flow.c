@@ -285,16 +285,19 @@ int tm_dr_failover(const struct tm_dr_conf *c, const struct tm_dr_failover_opts 
         if (!ht.reachable || !ht.in_recovery) {
                 snprintf(err, errlen, "the target site '%s' %s", to->name,
                          !ht.reachable ? "does not answer" : "is not a standby");
-                tm_dr__step_end(log, st, "failed", "%s%s%s", err, ht.reachable ? "" : ": ", ht.error);
+                tm_dr__step_end(log, st, "failed", "%s%s%s", err, ht.reachable ? "" : ": ",
+                                ht.error);
                 r = ht.reachable ? -EINVAL : -ECONNREFUSED;
                 goto out;
         }
         ret->planned = hf.reachable && !hf.in_recovery;
         f.kind = ret->planned ? "planned" : "unplanned";
-        tm_dr__step_end(log, st, "succeeded", "%s failover: old primary '%s' %s; target '%s' standby",
-                 f.kind, from->name,
-                 !hf.reachable ? "does not answer" : hf.in_recovery ? "is a standby" : "is up",
-                 to->name);
+        tm_dr__step_end(log, st, "succeeded",
+                        "%s failover: old primary '%s' %s; target '%s' standby", f.kind, from->name,
+                        !hf.reachable    ? "does not answer"
+                        : hf.in_recovery ? "is a standby"
+                                         : "is up",
+                        to->name);
 
         /* ---- fence ---- */
         st = tm_dr__step_begin(log, "fence");
@@ -313,7 +316,7 @@ int tm_dr_failover(const struct tm_dr_conf *c, const struct tm_dr_failover_opts 
                         goto out;
                 }
                 tm_dr__step_end(log, st, r < 0 ? "failed" : "succeeded", "fence hook%s: %s",
-                         r < 0 ? " failed, forced" : "", out_or(out, "ok"));
+                                r < 0 ? " failed, forced" : "", out_or(out, "ok"));
                 free(out);
                 out = NULL;
         } else if (ret->planned) {
@@ -328,12 +331,14 @@ int tm_dr_failover(const struct tm_dr_conf *c, const struct tm_dr_failover_opts 
                         goto out;
                 }
                 tm_dr__step_end(log, st, r < 0 ? "failed" : "succeeded", "%s",
-                         r < 0 ? msg : "read-only, client sessions ended");
+                                r < 0 ? msg : "read-only, client sessions ended");
         } else if (o->force || o->confirmed_down) {
-                tm_dr__step_end(log, st, "skipped", "'%s' does not answer and there is no [hook.fence]; "
-                         "%s", from->name,
-                         o->force ? "forced by the operator"
-                                  : "its standby confirmed it gone (no WAL receiver)");
+                tm_dr__step_end(log, st, "skipped",
+                                "'%s' does not answer and there is no [hook.fence]; "
+                                "%s",
+                                from->name,
+                                o->force ? "forced by the operator"
+                                         : "its standby confirmed it gone (no WAL receiver)");
         } else {
                 snprintf(err, errlen,
                          "the old primary '%s' does not answer and cannot be fenced (no "
@@ -357,7 +362,7 @@ int tm_dr_failover(const struct tm_dr_conf *c, const struct tm_dr_failover_opts 
                         st = tm_dr__step_begin(log, "stop-old-primary");
                         r = pg_ctl(c, from, "stop", &out);
                         tm_dr__step_end(log, st, r == 0 ? "succeeded" : "failed", "pg_ctl stop: %s",
-                                 out_or(out, "no output"));
+                                        out_or(out, "no output"));
                         free(out);
                         out = NULL;
                 }
@@ -407,8 +412,8 @@ int tm_dr_failover(const struct tm_dr_conf *c, const struct tm_dr_failover_opts 
         tm_dr_probe(to->conninfo, c->connect_timeout_ns, &hw);
         ret->promote_lsn = hw.lsn;
         tm_dr_lsn_format(hw.lsn, lsn_s, sizeof(lsn_s));
-        tm_dr__step_end(log, st, "succeeded", "'%s' is the primary at %s, timeline %u", to->name, lsn_s,
-                 hw.timeline);
+        tm_dr__step_end(log, st, "succeeded", "'%s' is the primary at %s, timeline %u", to->name,
+                        lsn_s, hw.timeline);
         /* a checkpoint on the new timeline, without which a later pg_rewind
          * finds "no rewind required" and the old primary cannot follow */
         st = tm_dr__step_begin(log, "checkpoint");
@@ -420,8 +425,8 @@ int tm_dr_failover(const struct tm_dr_conf *c, const struct tm_dr_failover_opts 
         r = run_hook(&f, TM_DR_HOOK_SWITCH, to, "", &out);
         if (r == 1) {
                 tm_dr__step_end(log, st, "skipped",
-                         "no [hook.switch-traffic]: clients must find '%s' themselves",
-                         to->name);
+                                "no [hook.switch-traffic]: clients must find '%s' themselves",
+                                to->name);
         } else if (r < 0) {
                 snprintf(err, errlen,
                          "'%s' is promoted but the switch-traffic hook %s: %s", to->name,
@@ -445,8 +450,11 @@ notify:
                 int rn = run_hook(&f, TM_DR_HOOK_NOTIFY, NULL, r < 0 ? "failed" : "succeeded",
                                   &out);
 
-                tm_dr__step_end(log, st, rn == 1 ? "skipped" : rn < 0 ? "failed" : "succeeded", "%s",
-                         rn == 1 ? "no [hook.notify]" : out_or(out, ""));
+                tm_dr__step_end(log, st,
+                                rn == 1  ? "skipped"
+                                : rn < 0 ? "failed"
+                                         : "succeeded",
+                                "%s", rn == 1 ? "no [hook.notify]" : out_or(out, ""));
         }
 out:
         free(out);
@@ -662,7 +670,7 @@ int tm_dr_rejoin(const struct tm_dr_conf *c, const char *site, const char *prima
         if (r == 1) {
                 r = pg_ctl(c, s, "stop", &out);
                 tm_dr__step_end(log, st, r == 0 ? "succeeded" : "failed", "pg_ctl stop: %s",
-                         out_or(out, ""));
+                                out_or(out, ""));
                 free(out);
                 out = NULL;
                 if (r != 0) {
@@ -737,7 +745,8 @@ int tm_dr_rejoin(const struct tm_dr_conf *c, const char *site, const char *prima
                 tm_dr__step_end(log, st, "failed", "%s", err);
                 return r;
         }
-        tm_dr__step_end(log, st, "succeeded", "standby.signal, primary '%s', slot %s", p->name, slot);
+        tm_dr__step_end(log, st, "succeeded", "standby.signal, primary '%s', slot %s", p->name,
+                        slot);
 
         st = tm_dr__step_begin(log, "start-standby");
         r = pg_ctl(c, s, "start", &out);

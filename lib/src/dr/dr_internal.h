@@ -35,9 +35,8 @@ int tm_dr__pg_ctl(const struct tm_dr_conf *c, const char *pgdata, const char *ac
  * reference; the database's also "window_last_commit_ns" and
  * "window_latest_ns", the plan's window). Returns 0, -EPROTO (refused:
  * outside the window, no backup; err says why), -errno (err says why). */
-int tm_dr__restore(tm_repo *repo, const char *comp, int is_db, int64_t target_ns,
-                   const char *dir, const char *restore_command, json_t **ret_info, char *err,
-                   size_t errlen);
+int tm_dr__restore(tm_repo *repo, const char *comp, int is_db, int64_t target_ns, const char *dir,
+                   const char *restore_command, json_t **ret_info, char *err, size_t errlen);
 
 /* Start a scratch PostgreSQL on a recovered pgdata (loopback, archiving
  * off, its socket and log in sockdir; port <= 0: a free one), wait until a
@@ -47,8 +46,8 @@ int tm_dr__restore(tm_repo *repo, const char *comp, int is_db, int64_t target_ns
  * Returns 0, -EPROTO (did not start), -ETIMEDOUT (did not promote within
  * catchup_timeout), -errno; err says why. */
 int tm_dr__scratch_start(const struct tm_dr_conf *c, const char *pgdata, const char *sockdir,
-                         int port, const char *component, json_t **ret_db,
-                         int64_t *ret_ready_mono, char *err, size_t errlen);
+                         int port, const char *component, json_t **ret_db, int64_t *ret_ready_mono,
+                         char *err, size_t errlen);
 
 /* Stop the server running on pgdata, if any (fast, then immediate), make
  * sure none runs (*ret_stopped, may be NULL) and remove pgdata. Returns 0,

@@ -15,13 +15,13 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <tidemark/catalog.h>
 #include <tidemark/core.h>
 #include <tidemark/dr.h>
-#include <tidemark/pg.h>
 #include <tidemark/log.h>
-#include <tidemark/snapshot.h>
 #include <tidemark/ops.h>
-#include <tidemark/catalog.h>
+#include <tidemark/pg.h>
+#include <tidemark/snapshot.h>
 #include <tidemark/tier.h>
 #include <tidemark/time.h>
 #include <tidemark/tree.h>
@@ -111,8 +111,8 @@ int tm_dr__scratch_remove(const struct tm_dr_conf *c, const char *pgdata, int *r
 }
 
 int tm_dr__scratch_start(const struct tm_dr_conf *c, const char *pgdata, const char *sockdir,
-                         int port, const char *component, json_t **ret_db,
-                         int64_t *ret_ready_mono, char *err, size_t errlen)
+                         int port, const char *component, json_t **ret_db, int64_t *ret_ready_mono,
+                         char *err, size_t errlen)
 {
         char logf[4200], opts[4400], ci[128], v[64] = "", msg[256];
         char *out = NULL;
@@ -145,8 +145,8 @@ int tm_dr__scratch_start(const struct tm_dr_conf *c, const char *pgdata, const c
         deadline = tm_time_mono() + c->catchup_timeout_ns;
         for (;;) {
                 /* the first query that finds it promoted: writable, recovered */
-                r = tm_dr_sql(ci, c->connect_timeout_ns, "SELECT pg_is_in_recovery()", v,
-                              sizeof(v), msg, sizeof(msg));
+                r = tm_dr_sql(ci, c->connect_timeout_ns, "SELECT pg_is_in_recovery()", v, sizeof(v),
+                              msg, sizeof(msg));
                 if (r == 0 && !strcmp(v, "f"))
                         break;
                 if (tm_time_mono() > deadline) {
@@ -174,9 +174,8 @@ int tm_dr__scratch_start(const struct tm_dr_conf *c, const char *pgdata, const c
         return 0;
 }
 
-int tm_dr__restore(tm_repo *repo, const char *comp, int is_db, int64_t target_ns,
-                   const char *dir, const char *restore_command, json_t **ret_info, char *err,
-                   size_t errlen)
+int tm_dr__restore(tm_repo *repo, const char *comp, int is_db, int64_t target_ns, const char *dir,
+                   const char *restore_command, json_t **ret_info, char *err, size_t errlen)
 {
         struct tm_restore_opts ro = TM_RESTORE_OPTS_INIT;
         struct tm_restore_stats st = { 0 };
@@ -354,8 +353,8 @@ static int tier_cb(const char *path, const struct tm_node *nd, void *ud)
                 unsigned l;
                 tm_id pack;
 
-                if (tm_catalog_blob_find(tm_repo_catalog(w->repo), &nd->content[i].id, &pack,
-                                         &e) < 0)
+                if (tm_catalog_blob_find(tm_repo_catalog(w->repo), &nd->content[i].id, &pack, &e) <
+                    0)
                         continue; /* a missing blob is check's to report */
                 l = tm_tier_of_pack(w->repo, &pack);
                 if (l < TM_TIER_LEVELS && l > w->level)
@@ -390,7 +389,8 @@ static int drill_evidence(const json_t *reports, const char *hex, uint64_t *ret_
         const json_t *v;
         size_t i;
 
-        json_array_foreach(reports, i, v) {
+        json_array_foreach(reports, i, v)
+        {
                 const char *snap = json_string_value(json_object_get(v, "snapshot"));
                 const char *step = json_string_value(json_object_get(v, "failed_step"));
 
@@ -419,9 +419,8 @@ struct point_factors {
         char validated_by[64];
 };
 
-static int point_factors(tm_repo *repo, const struct tm_dr_timeline_opts *o,
-                         const json_t *reports, const struct tm_snapshot *s,
-                         struct point_factors *ret)
+static int point_factors(tm_repo *repo, const struct tm_dr_timeline_opts *o, const json_t *reports,
+                         const struct tm_snapshot *s, struct point_factors *ret)
 {
         const struct tm_tier_set *set = tm_repo_tiers(repo);
         char hex[TM_ID_HEX_LEN + 1];
@@ -620,9 +619,8 @@ int tm_dr_timeline(tm_repo *repo, const struct tm_dr_timeline_opts *o, json_t **
                                 continue;
                         tm_time_format_ns(pg->before_ns, bs, sizeof(bs));
                         json_array_append_new(json_object_get(co, "gaps"),
-                                              json_pack("{s:i, s:s, s:s}", "timeline",
-                                                        (int)pg->tli, "missing", pg->missing,
-                                                        "after", bs));
+                                              json_pack("{s:i, s:s, s:s}", "timeline", (int)pg->tli,
+                                                        "missing", pg->missing, "after", bs));
                 }
                 json_object_set_new(cj, acc[k].name, co);
         }
