@@ -45,9 +45,10 @@ struct flow_args {
 static json_t *job_json(struct fo *f, const struct tm_job *j)
 {
         char t[40];
+        /* a drill's job names the component it restored, a flow's its target */
         json_t *o = json_pack("{s:I, s:s, s:s, s:s, s:s}", "job_id", (json_int_t)j->id, "kind",
-                              j->kind, "target_site", j->component, "state", j->state, "trigger",
-                              j->trigger);
+                              j->kind, strcmp(j->kind, "drill") ? "target_site" : "component",
+                              j->component, "state", j->state, "trigger", j->trigger);
 
         if (!o)
                 return NULL;
@@ -670,6 +671,22 @@ static int api_status(struct tm_http_req *rq, json_t *body, json_t **ret)
                          json_boolean(f->busy));
         if (*ret && f->busy)
                 json_object_set_new(*ret, "running_job", json_integer((json_int_t)f->job_id));
+        if (*ret) {
+                /* what the last good real drill achieved (its report has the rest) */
+                const json_t *d = drill_last_success(f);
+
+                json_object_set_new(*ret, "last_drill",
+                                    d ? json_pack("{s:O, s:O, s:O?, s:O?, s:O?, s:O?}", "id",
+                                                  json_object_get(d, "id"), "finished",
+                                                  json_object_get(d, "finished"), "rto_seconds",
+                                                  json_object_get(d, "rto_seconds"), "rpo_seconds",
+                                                  json_object_get(d, "rpo_seconds"), "rto_met",
+                                                  json_object_get(d, "rto_met"), "rpo_met",
+                                                  json_object_get(d, "rpo_met"))
+                                      : json_null());
+                json_object_set_new(*ret, "drill_running",
+                                    json_boolean(f->drill && f->drill->busy));
+        }
         pthread_mutex_unlock(&f->lock);
         return *ret ? 200 : -ENOMEM;
 }

@@ -83,7 +83,7 @@ wait_job "$job" 120
 python3 - "$JOB" <<'PY' || fail "a drill without a backup: $JOB"
 import json, sys
 d = json.loads(sys.argv[1])
-assert d["state"] == "failed" and d["kind"] == "drill", d
+assert d["state"] == "failed" and d["kind"] == "drill" and d["component"] == "database", d
 assert d["error"].startswith("restore latest backup: "), d
 assert "database" in d["error"] and "base backup" in d["error"], d
 r = d["report"]
@@ -197,6 +197,15 @@ assert p["validated_by"] == "drill " + sys.argv[3] and p["factors"]["validation"
 assert p["tier"] == "hot" and p["factors"]["tier"] == 1.0, p
 assert len(d["windows"]) == 1 and d["windows"][0]["base_backup"] == sys.argv[2], d
 assert d["windows"][0]["factors"]["validation"] == 1.0 and d["gaps"] == [], d
+PY
+
+api GET /api/v1/status
+expect_code 200 "status"
+python3 - "$BODY" "$job" <<'PY' || fail "status after the drill: $BODY"
+import json, sys
+d = json.loads(sys.argv[1])
+assert d["last_drill"]["id"] == int(sys.argv[2]) and d["last_drill"]["rto_seconds"] > 0, d
+assert d["drill_running"] is False, d
 PY
 
 # ---------------------------------------------------------- metrics
