@@ -388,6 +388,19 @@ static int restore_command(struct fo *f, tm_buf *out)
         return r < 0 ? r : tm_buf_append(out, "", 1);
 }
 
+/* A drill gives up its waits when the daemon stops (the restore itself
+ * runs to its end). */
+static int drill_should_stop(void *ud)
+{
+        struct fo *f = ud;
+        int r;
+
+        pthread_mutex_lock(&f->lock);
+        r = f->stopping;
+        pthread_mutex_unlock(&f->lock);
+        return r;
+}
+
 static void *drill_main(void *arg)
 {
         struct fo *f = arg;
@@ -408,6 +421,8 @@ static void *drill_main(void *arg)
         o.repo = f->repo;
         o.repo_lock = &f->repo_lock;
         o.scratch = scratch;
+        o.should_stop = drill_should_stop;
+        o.userdata = f;
         r = restore_command(f, &cmd);
         if (r < 0) {
                 snprintf(err, sizeof(err), "cannot build the restore_command: %s", strerror(-r));

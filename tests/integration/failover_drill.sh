@@ -220,5 +220,28 @@ fi
 # the dry run still works next to it
 api POST /api/v1/test/failover '{"scope": "database_failover", "dry_run": true}'
 expect_code 200 "dry run"
-fo_stop
+
+# ---------------------------------------------------------- stopping the daemon mid-drill
+# SIGTERM right after the 202 (the restore takes a while): the drill gives
+# up before or while the scratch server recovers, still removes it, and
+# stores its report; the daemon does not wait for a whole drill
+api POST /api/v1/test/failover '{"scope": "database_failover", "dry_run": false}'
+expect_code 202 "a drill to interrupt"
+job=$(jq_ "$BODY" 'd["job_id"]')
+pid=$(cat "$T/state/fod.pid")
+kill "$pid"
+for _ in $(seq 1 600); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+! kill -0 "$pid" 2>/dev/null || fail "failoverd did not stop within 60 s of SIGTERM during a drill"
+if grep -q "Sanitizer" "$T/failoverd.log"; then
+        fail "sanitizer report: $(grep -A30 Sanitizer "$T/failoverd.log" | head -40)"
+fi
+python3 - "$T/state/drills/drill-$job.json" <<'PY' || fail "the interrupted drill's report: $(cat "$T/state/drills/drill-$job.json" 2>&1)"
+import json, sys
+r = json.load(open(sys.argv[1]))
+assert r["succeeded"] is False and r["failed_step"] == "start scratch server", r
+assert "cancelled" in r["error"], r
+assert r["scratch"]["stopped"] is True and r["scratch"]["removed"] is True, r
+PY
+[[ ! -e $T/state/drill-scratch/database ]] || fail "the interrupted drill left its scratch instance"
+log "ok: SIGTERM during a drill: $(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["error"])' "$T/state/drills/drill-$job.json")"
 pass

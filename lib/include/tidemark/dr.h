@@ -287,6 +287,10 @@ struct tm_dr_drill_opts {
         const char *scratch;         /* a directory of its own: the instance goes in
                                         scratch/<component>, removed afterwards */
         int64_t started_ns;          /* wall clock of the request (0: now) */
+        /* polled between steps and while the scratch server recovers:
+         * non-zero cancels the drill (it still cleans up); may be NULL */
+        int (*should_stop)(void *userdata);
+        void *userdata;
 };
 
 /**
@@ -305,7 +309,7 @@ struct tm_dr_drill_opts {
  * "rto_target_seconds","rpo_target_seconds","rto_met","rpo_met",
  * "scratch":{"port","stopped","removed"},"steps":[...]}.
  * Returns 0 (succeeded), -EPROTO (no backup to restore, or refused),
- * -ETIMEDOUT, -errno; err says why.
+ * -ETIMEDOUT, -ECANCELED (should_stop), -errno; err says why.
  * Thread-safety: one drill per scratch directory.
  */
 int tm_dr_drill(const struct tm_dr_conf *c, const struct tm_dr_drill_opts *o, struct tm_dr_log *log,

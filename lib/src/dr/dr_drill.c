@@ -107,7 +107,14 @@ int tm_dr_drill(const struct tm_dr_conf *c, const struct tm_dr_drill_opts *o, st
 
         st = tm_dr__step_begin(log, "start scratch server");
         failed_step = "start scratch server";
-        r = tm_dr__scratch_start(c, dir, o->scratch, -1, comp, &db, &ready, err, errlen);
+        if (o->should_stop && o->should_stop(o->userdata)) {
+                snprintf(err, errlen, "cancelled: the daemon is stopping");
+                r = -ECANCELED;
+                tm_dr__step_end(log, st, "failed", "%s", err);
+                goto out;
+        }
+        r = tm_dr__scratch_start(c, dir, o->scratch, -1, comp, o->should_stop, o->userdata, &db,
+                                 &ready, err, errlen);
         /* whatever happened, a server may run there now: stop it below */
         started = 1;
         if (r < 0) {

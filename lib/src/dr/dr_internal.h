@@ -44,10 +44,12 @@ int tm_dr__restore(tm_repo *repo, const char *comp, int is_db, int64_t target_ns
  * NULL) and read the instant it reached. *ret_db: {"component","status",
  * "port","host","conninfo","pgdata","log","reached"} (new reference).
  * Returns 0, -EPROTO (did not start), -ETIMEDOUT (did not promote within
- * catchup_timeout), -errno; err says why. */
+ * catchup_timeout), -ECANCELED (should_stop, may be NULL, said so while
+ * waiting), -errno; err says why. */
 int tm_dr__scratch_start(const struct tm_dr_conf *c, const char *pgdata, const char *sockdir,
-                         int port, const char *component, json_t **ret_db, int64_t *ret_ready_mono,
-                         char *err, size_t errlen);
+                         int port, const char *component, int (*should_stop)(void *),
+                         void *userdata, json_t **ret_db, int64_t *ret_ready_mono, char *err,
+                         size_t errlen);
 
 /* Stop the server running on pgdata, if any (fast, then immediate), make
  * sure none runs (*ret_stopped, may be NULL) and remove pgdata. Returns 0,

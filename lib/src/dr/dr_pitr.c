@@ -111,8 +111,9 @@ int tm_dr__scratch_remove(const struct tm_dr_conf *c, const char *pgdata, int *r
 }
 
 int tm_dr__scratch_start(const struct tm_dr_conf *c, const char *pgdata, const char *sockdir,
-                         int port, const char *component, json_t **ret_db, int64_t *ret_ready_mono,
-                         char *err, size_t errlen)
+                         int port, const char *component, int (*should_stop)(void *),
+                         void *userdata, json_t **ret_db, int64_t *ret_ready_mono, char *err,
+                         size_t errlen)
 {
         char logf[4200], opts[4400], ci[128], v[64] = "", msg[256];
         char *out = NULL;
@@ -149,6 +150,10 @@ int tm_dr__scratch_start(const struct tm_dr_conf *c, const char *pgdata, const c
                               msg, sizeof(msg));
                 if (r == 0 && !strcmp(v, "f"))
                         break;
+                if (should_stop && should_stop(userdata)) {
+                        snprintf(err, errlen, "cancelled: the daemon is stopping");
+                        return -ECANCELED;
+                }
                 if (tm_time_mono() > deadline) {
                         snprintf(err, errlen,
                                  "the scratch server did not finish recovery in time (see %s)",
@@ -290,8 +295,8 @@ int tm_dr_pitr(const struct tm_dr_conf *c, const struct tm_dr_pitr_opts *o, stru
                 if (!is_db || !o->start_port)
                         continue;
                 st = tm_dr__step_begin(log, "start scratch server");
-                r = tm_dr__scratch_start(c, dir, o->dest, o->start_port, comp, &db, NULL, err,
-                                         errlen);
+                r = tm_dr__scratch_start(c, dir, o->dest, o->start_port, comp, NULL, NULL, &db,
+                                         NULL, err, errlen);
                 if (r < 0) {
                         tm_dr__step_end(log, st, "failed", "%s", err);
                         goto out;
