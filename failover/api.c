@@ -193,6 +193,12 @@ int fo_flow_start(struct fo *f, enum fo_flow kind, const char *target, const cha
         if (!a)
                 return -ENOMEM;
         pthread_mutex_lock(&f->lock);
+        if (!f->dr->n_sites) {
+                snprintf(err, errlen, "no sites configured: failover and failback need "
+                                      "[site.NAME] sections (docs/disaster-recovery.md)");
+                r = -EINVAL;
+                goto fail;
+        }
         if (f->busy) {
                 snprintf(err, errlen, "a %s is already running (job %llu)",
                          "failover or failback", (unsigned long long)f->job_id);
@@ -594,10 +600,12 @@ static int api_health(struct tm_http_req *rq, json_t *body, json_t **ret)
         pthread_mutex_lock(&f->lock);
         ai = fo_site_index(f, f->active);
         up = ai >= 0 && f->sites[ai].h.reachable;
-        *ret = json_pack("{s:s, s:s, s:s, s:{s:s, s:s}}", "status", "healthy", "version",
-                         TM_VERSION, "active_site", f->active, "checks", "monitor",
-                         f->monitor_started ? "ok" : "stopped", "primary",
-                         up ? "ok" : "unreachable");
+        /* no site configured: no monitor and no primary, and nothing wrong */
+        *ret = json_pack("{s:s, s:s, s:s?, s:{s:s, s:s}}", "status", "healthy", "version",
+                         TM_VERSION, "active_site", f->active[0] ? f->active : NULL, "checks",
+                         "monitor",
+                         !f->dr->n_sites ? "no_sites" : f->monitor_started ? "ok" : "stopped",
+                         "primary", !f->dr->n_sites ? "no_sites" : up ? "ok" : "unreachable");
         pthread_mutex_unlock(&f->lock);
         return *ret ? 200 : -ENOMEM;
 }
@@ -676,8 +684,9 @@ static int api_status(struct tm_http_req *rq, json_t *body, json_t **ret)
                 json_object_del(o, "senders");
                 json_array_append_new(sites, o);
         }
-        *ret = json_pack("{s:s, s:o, s:O?, s:o, s:s, s:{s:b, s:i, s:f, s:s}, s:o}", "active_site",
-                         f->active, "sites", sites, "last_failover", f->last_failover, "tiers",
+        *ret = json_pack("{s:s?, s:o, s:O?, s:o, s:s, s:{s:b, s:i, s:f, s:s}, s:o}",
+                         "active_site", f->active[0] ? f->active : NULL, "sites", sites,
+                         "last_failover", f->last_failover, "tiers",
                          tiers_json(f), "service_tier", f->dr->service_tier,
                          "automatic_failover", "enabled", f->dr->automatic, "failure_threshold",
                          f->dr->failure_threshold, "check_interval_seconds",
@@ -862,7 +871,8 @@ static int api_test_failover(struct tm_http_req *rq, json_t *body, json_t **ret)
         tm_time_format(tm_time_now(), ts, sizeof(ts));
         json_object_set_new(*ret, "scope", json_string(scope));
         json_object_set_new(*ret, "dry_run", json_true());
-        json_object_set_new(*ret, "primary_site", json_string(active));
+        json_object_set_new(*ret, "primary_site",
+                            active[0] ? json_string(active) : json_null());
         json_object_set_new(*ret, "standby_site", standby ? json_string(standby) : json_null());
         json_object_set_new(*ret, "tested_at", json_string(ts));
         {

@@ -2,7 +2,10 @@
  * tidemark-failoverd: the DR orchestrator daemon. Reads the one config file
  * ([failover], [site.*], [service_tier.*], [hook.*], [target.*]), checks
  * every site once to learn which is the primary, starts the health monitor
- * and the HTTP API, then waits for SIGTERM/SIGINT. A failover in flight at
+ * and the HTTP API, then waits for SIGTERM/SIGINT. With no site at all (the
+ * embedded default: a local repository, no PostgreSQL replication) it
+ * serves what needs none: health, metrics, status, the recovery timeline,
+ * point-in-time recovery and dry-run drills. A failover in flight at
  * shutdown is waited for: stopping half-way through a promotion helps
  * nobody.
  */
@@ -159,12 +162,6 @@ int main(int argc, char **argv)
                 exit_code = 0;
                 goto out_early;
         }
-        if (f.dr->n_sites == 0) {
-                fprintf(stderr, "tidemark-failoverd: %s: no [site.NAME] section: nothing to "
-                                "orchestrate\n",
-                        config_path);
-                goto out_early;
-        }
 
         sigemptyset(&sigs);
         sigaddset(&sigs, SIGTERM);
@@ -175,9 +172,14 @@ int main(int argc, char **argv)
         pthread_mutex_init(&f.lock, NULL);
         pthread_cond_init(&f.cond, NULL);
 
-        f.sites = calloc(f.dr->n_sites, sizeof(*f.sites));
-        if (!f.sites)
-                goto out;
+        /* without sites there is nothing to check or promote, but the
+         * repository (timeline, point-in-time recovery), the tiers' targets
+         * and the drill's preflight still make sense: serve those */
+        if (f.dr->n_sites) {
+                f.sites = calloc(f.dr->n_sites, sizeof(*f.sites));
+                if (!f.sites)
+                        goto out;
+        }
         r = tm_daemon_mkdir_p(f.dr->state_dir);
         if (r < 0) {
                 tm_log_errno(TM_LOG_ERR, r, "cannot create the state directory '%s'",
@@ -201,15 +203,23 @@ int main(int argc, char **argv)
         r = open_repository(&f);
         if (r < 0)
                 goto out;
-        snprintf(f.active, sizeof(f.active), "%s",
-                 f.dr->primary ? f.dr->primary : f.dr->sites[0].name);
-        fo_state_load(&f);
-        fo_check_sites(&f);
-        tm_log(TM_LOG_INFO, "%zu sites, primary '%s', automatic failover %s", f.dr->n_sites,
-               f.active, f.dr->automatic ? "on" : "off");
-        r = fo_monitor_start(&f);
-        if (r < 0)
-                goto out;
+        if (f.dr->n_sites) {
+                snprintf(f.active, sizeof(f.active), "%s",
+                         f.dr->primary ? f.dr->primary : f.dr->sites[0].name);
+                fo_state_load(&f);
+                fo_check_sites(&f);
+                tm_log(TM_LOG_INFO, "%zu sites, primary '%s', automatic failover %s",
+                       f.dr->n_sites, f.active, f.dr->automatic ? "on" : "off");
+                r = fo_monitor_start(&f);
+                if (r < 0)
+                        goto out;
+        } else {
+                /* the last failover's record still counts for the RTO figures */
+                fo_state_load(&f);
+                tm_log(TM_LOG_WARN, "%s: no [site.NAME] section: failover and failback are "
+                                    "disabled; serving status, recovery and drills only",
+                       config_path);
+        }
 
         r = tm_daemon_read_tls(f.cfg->tls_cert, f.cfg->tls_key, &cert, &key);
         if (r < 0)

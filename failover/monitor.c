@@ -95,9 +95,10 @@ static void auto_failover(struct fo *f)
 void fo_check_sites(struct fo *f)
 {
         size_t n = f->dr->n_sites, writable = 0;
-        struct tm_dr_health *h = calloc(n, sizeof(*h));
+        struct tm_dr_health *h = n ? calloc(n, sizeof(*h)) : NULL;
         int w = -1;
 
+        /* no site: nothing to check (and main.c starts no monitor then) */
         if (!h)
                 return;
         for (size_t i = 0; i < n; i++)
