@@ -5,11 +5,15 @@
 # runs tidemark-backupd on the same repository (with ./demo/tidemark.conf,
 # which it writes) on 127.0.0.1 and a free port that it prints, triggers a
 # backup through the API exactly as the spec's curl does, shows the status
-# and the backups, and lets a continuous backup catch a change. It ends with
-# the time-travel filesystem mounted at ./demo/mnt: the mount and the daemon
-# stay up until Ctrl-C (or SIGTERM), then the mount goes and the daemon gets
-# SIGTERM. With DEMO_NO_WAIT=1, or when stdin is not a terminal, both stop
-# right after showing the mount.
+# and the backups, and lets a continuous backup catch a change. Then
+# tidemark-failoverd starts on the same repository (no [site.NAME]: the
+# embedded default has no PostgreSQL replication, so it serves status,
+# recovery and drills, not failover), and tidemark-monitord watches both
+# and itself: each /health, the aggregate, an incident, a runbook, SLA. It
+# ends with the time-travel filesystem mounted at ./demo/mnt: the mount and
+# the three daemons stay up until Ctrl-C (or SIGTERM), then the mount goes
+# and each daemon gets SIGTERM. With DEMO_NO_WAIT=1, or when stdin is not a
+# terminal, all stop right after showing the mount.
 set -euo pipefail
 BIN=${1:-build/bin}
 TM="$BIN/tidemark"
@@ -46,6 +50,15 @@ stop_backupd() {
     echo "tidemark-backupd stopped$how"
   fi
 }
+FOD_PID=
+stop_failoverd() {
+  if [ -n "$FOD_PID" ]; then
+    kill -TERM "$FOD_PID" 2>/dev/null || true
+    wait "$FOD_PID" 2>/dev/null || true
+    FOD_PID=
+    echo "tidemark-failoverd stopped"
+  fi
+}
 MON_PID=
 stop_monitord() {
   if [ -n "$MON_PID" ]; then
@@ -55,8 +68,8 @@ stop_monitord() {
     echo "tidemark-monitord stopped"
   fi
 }
-trap 'unmount; stop_monitord; stop_backupd' EXIT
-trap 'echo; unmount; echo "unmounted ${MNT#"$PWD"/}"; stop_monitord; stop_backupd; exit 0' INT TERM
+trap 'unmount; stop_monitord; stop_failoverd; stop_backupd' EXIT
+trap 'echo; unmount; echo "unmounted ${MNT#"$PWD"/}"; stop_monitord; stop_failoverd; stop_backupd; exit 0' INT TERM
 
 # a mount left over from an earlier demo would stop rm -rf
 if mountpoint -q "$MNT" 2>/dev/null; then
@@ -204,16 +217,70 @@ print("%d backups" % d["count"])
 for b in d["backups"]:
     print("  %-40s %-10s %-13s %s" % (b["name"], b["component"], b["strategy"], b["time"]))'
 
-say "tidemark-monitord: monitoring and business continuity, wired to backupd"
+# start_daemon NAME PIDVAR ARGS...: run a daemon in the background with its
+# log in demo/NAME.log and wait for its --port-file (demo/NAME.port)
+start_daemon() {
+  local name=$1 var=$2 pid
+  shift 2
+  rm -f "$DEMO/$name.port"
+  printf '$ %s\n' "${*#"$PWD"/} --port-file ${DEMO#"$PWD"/}/$name.port 2>${DEMO#"$PWD"/}/$name.log &"
+  "$@" --port-file "$DEMO/$name.port" </dev/null 2>>"$DEMO/$name.log" &
+  pid=$!
+  printf -v "$var" '%s' "$pid"
+  for _ in $(seq 100); do
+    [ -s "$DEMO/$name.port" ] && return 0
+    kill -0 "$pid" 2>/dev/null || { printf -v "$var" ''; tail -n 5 "$DEMO/$name.log" >&2; echo "$name failed to start" >&2; exit 1; }
+    sleep 0.1
+  done
+  echo "$name did not listen in 10 s" >&2
+  exit 1
+}
+free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+
+say "tidemark-failoverd: the DR orchestrator on the same repository"
+FOD="$BIN/tidemark-failoverd"
+FCONF="$DEMO/failoverd.conf"
+cat > "$FCONF" <<CONF
+# written by scripts/demo.sh: see docs/disaster-recovery.md. No [site.NAME]:
+# the embedded default has no PostgreSQL replication, so failover and
+# failback are off; status, the recovery timeline, point-in-time recovery
+# and dry-run drills work on the repository.
+[repository]
+location = $TIDEMARK_REPOSITORY
+password_file = $TIDEMARK_PASSWORD_FILE
+
+[server]
+listen = 127.0.0.1:0
+access_log = $DEMO/failoverd-access.log
+
+[failover]
+state_dir = $DEMO/failoverd-state
+CONF
+echo "${FCONF#"$PWD"/}:"
+sed 's/^/    /' "$FCONF"
+start_daemon failoverd FOD_PID "$FOD" -c "$FCONF"
+FURL="http://127.0.0.1:$(cat "$DEMO/failoverd.port")"
+echo "tidemark-failoverd (pid $FOD_PID) serves $FURL  (API documentation: $FURL/docs)"
+grep -o '"msg":"[^"]*no \[site.NAME\][^"]*"' "$DEMO/failoverd.log" || true
+
+say "the recovery timeline from the repository (the spec's curl)"
+printf '$ %s\n' "curl -s \"$FURL/api/v1/recovery/timeline\"  # summarised:"
+curl -s "$FURL/api/v1/recovery/timeline" | python3 -c '
+import json, sys
+d = json.load(sys.stdin)
+for name, c in d["components"].items():
+    print("  %s: %d recovery points, newest %s" % (name, len(c["points"]), c["points"][-1]["time"] if c["points"] else "-"))'
+
+say "tidemark-monitord: monitoring and business continuity, wired to backupd, failoverd and itself"
 MON="$BIN/tidemark-monitord"
 MCONF="$DEMO/monitord.conf"
-if [ -x "$BIN/tidemark-failoverd" ]; then
-  echo "(tidemark-failoverd is built but not yet wired into this demo)"
-fi
+# monitord watches its own /health too, so its port is chosen here
+MPORT=$(free_port)
+MURL="http://127.0.0.1:$MPORT"
 cat > "$MCONF" <<CONF
 # written by scripts/demo.sh: see docs/monitoring.md and docs/business-continuity.md
 [monitor]
-listen = 127.0.0.1:0
+listen = 127.0.0.1:$MPORT
 state_dir = $DEMO/monitord-state
 access_log = $DEMO/monitord-access.log
 scrape_interval = 2s
@@ -227,9 +294,27 @@ tier = high
 url = $URL
 tier = high
 
+[service.failoverd]
+url = $FURL
+tier = critical
+
+[service.monitord]
+url = $MURL
+tier = high
+
 [check.backupd_health]
 type = http
 service = backupd
+interval = 2s
+
+[check.failoverd_health]
+type = http
+service = failoverd
+interval = 2s
+
+[check.monitord_health]
+type = http
+service = monitord
 interval = 2s
 
 [check.backup_freshness]
@@ -255,24 +340,47 @@ runbook = backup_failing
 check = backupd_health
 severity = critical
 for = 10s
+
+[alert.failoverd_down]
+check = failoverd_health
+severity = critical
+for = 10s
 CONF
 cat "$(dirname "$0")/../contrib/runbooks/backup_failing.conf" >> "$MCONF"
-echo "${MCONF#"$PWD"/}: [monitor], a service, three checks, two alerts, contrib/runbooks/backup_failing.conf"
-printf '$ %s\n' "$MON -c ${MCONF#"$PWD"/} --port-file ${DEMO#"$PWD"/}/monitord.port 2>${DEMO#"$PWD"/}/monitord.log &"
-"$MON" -c "$MCONF" --port-file "$DEMO/monitord.port" </dev/null 2>>"$DEMO/monitord.log" &
-MON_PID=$!
-for _ in $(seq 100); do
-  [ -s "$DEMO/monitord.port" ] && break
-  kill -0 "$MON_PID" 2>/dev/null || { MON_PID=; tail -n 5 "$DEMO/monitord.log" >&2; echo "tidemark-monitord failed to start" >&2; exit 1; }
-  sleep 0.1
-done
-MURL="http://127.0.0.1:$(cat "$DEMO/monitord.port")"
+echo "${MCONF#"$PWD"/}: [monitor], three services, five checks, three alerts, contrib/runbooks/backup_failing.conf"
+start_daemon monitord MON_PID "$MON" -c "$MCONF"
 echo "tidemark-monitord (pid $MON_PID) serves $MURL  (API documentation: $MURL/docs)"
-sleep 3
 
-say "system health (the spec's curl)"
+say "each service's own health"
+for u in "$URL" "$FURL" "$MURL"; do
+  printf '$ %s\n' "curl -s $u/health"
+  curl -s "$u/health"
+  echo
+done
+
+# the first probes run at start-up, every 2 s after: wait for all three
+services_up() {
+  curl -s "$MURL/api/v1/health" | python3 -c '
+import json, sys
+d = json.load(sys.stdin)["services"]
+sys.exit(0 if len(d) == 3 and all(s["status"] == "up" for s in d.values()) else 1)'
+}
+for _ in $(seq 100); do services_up && break; sleep 0.2; done
+
+say "system health (the spec's curl): backupd, failoverd and monitord up"
 printf '$ %s\n' "curl -s $MURL/api/v1/health | python3 -m json.tool"
 curl -s "$MURL/api/v1/health" | python3 -m json.tool
+services_up || { echo "monitord does not see all three services up" >&2; exit 1; }
+
+say "a dry-run failover drill (the spec's curl): what a real one would need"
+printf '$ %s\n' "curl -X POST $FURL/api/v1/test/failover -H \"Content-Type: application/json\" -d '{\"scope\": \"database_failover\", \"dry_run\": true}'"
+curl -s -X POST "$FURL/api/v1/test/failover" -H "Content-Type: application/json" \
+  -d '{"scope": "database_failover", "dry_run": true}' | python3 -c '
+import json, sys
+d = json.load(sys.stdin)
+print("  ready: %s, estimated RTO %.0f s against a target of %.0f s" % (d["ready"], d["estimated_rto_seconds"], d["rto_target_seconds"]))
+for c in d["checks"]:
+    print("  %-4s %-20s %s" % ("ok" if c["ok"] else "FAIL", c["check"], c["detail"]))'
 
 say "report an incident (the spec's curl)"
 printf '$ %s\n' "curl -X POST $MURL/api/v1/incidents -H \"Content-Type: application/json\" -d '{\"title\": \"Database connectivity issues\", \"severity\": \"high\", \"affected_services\": [\"user-management\", \"authentication\"]}'"
@@ -344,11 +452,13 @@ if [ "${DEMO_NO_WAIT:-0}" = 1 ] || [ ! -t 0 ]; then
   unmount
   echo "unmounted $M"
   stop_monitord
+  stop_failoverd
   stop_backupd
   exit 0
 fi
 echo "the repository stays mounted at $M (try: ls $M/latest/plugins, ls $M/.history/plugins);"
 echo "tidemark-backupd keeps serving $URL (try: curl $URL/api/v1/backups/status);"
+echo "tidemark-failoverd keeps serving $FURL (try: curl $FURL/api/v1/status);"
 echo "tidemark-monitord keeps serving $MURL (try: curl $MURL/api/v1/health);"
 echo "press Ctrl-C to unmount and stop"
 # wait returns early on a signal; the INT/TERM trap unmounts and exits
