@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
-# A real Prometheus (Debian's) scrapes backupd and monitord on loopback
-# with our alerting rules loaded; promtool checks the rules and both
-# expositions; and every metric that a Grafana dashboard or an alerting
-# rule queries is exported by some service: the real daemons' /metrics
-# after they have done some work (a backup, an incident acknowledged, a
-# runbook run), or, for tidemark-failoverd while it is not built here, the
-# metric names its documentation promises (listed below).
+# A real Prometheus (Debian's) scrapes backupd, failoverd and monitord on
+# loopback with our alerting rules loaded; promtool checks the rules and
+# the three expositions; and every metric that a Grafana dashboard or an
+# alerting rule queries is exported by some running service: the real
+# daemons' /metrics after they have done some work (a backup, an incident
+# acknowledged, a runbook run). failoverd runs on the embedded default (the
+# repository, no [site.NAME]): its per-site and per-failover families are
+# declared (HELP and TYPE) but have no series until a site or a failover
+# exists, so for failoverd a declared family counts, and the test says
+# which ones it took from a declaration only.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 tm_setup
@@ -14,9 +17,7 @@ command -v curl >/dev/null || skip "curl missing"
 command -v prometheus >/dev/null || skip "prometheus missing"
 command -v promtool >/dev/null || skip "promtool missing"
 [[ -x $TM_BIN/tidemark-monitord ]] || skip "no tidemark-monitord at $TM_BIN"
-
-# failoverd's metrics (issue 7 / docs of tidemark-failoverd)
-FAILOVERD_METRICS="dr_failover_duration_seconds dr_rto_seconds dr_rpo_seconds replication_lag_seconds"
+[[ -x $TM_BIN/tidemark-failoverd ]] || skip "no tidemark-failoverd at $TM_BIN"
 
 mkdir -p "$T/plugins" "$T/bstate" "$T/mstate" "$T/prom"
 printf 'x\n' >"$T/plugins/x"
@@ -41,6 +42,22 @@ run curl -s -X POST "$BKD_URL/api/v1/backup" -H 'Content-Type: application/json'
 JOB=$(printf '%s' "$RUN_OUT" | json_get 'd["jobs"][0]["job_id"]')
 job_done() { [[ $(curl -s "$BKD_URL/api/v1/jobs/$JOB" | json_get 'd["state"]') == succeeded ]]; }
 wait_for 30 "the backup" job_done
+
+# failoverd on the same repository, no site
+cat >"$T/failoverd.conf" <<CONF
+[repository]
+location = $TIDEMARK_REPOSITORY
+[failover]
+state_dir = $T/fstate
+[server]
+access_log = none
+CONF
+rm -f "$T/fod.port"
+"$TM_BIN/tidemark-failoverd" -c "$T/failoverd.conf" --listen 127.0.0.1:0 --port-file "$T/fod.port" 2>>"$T/failoverd.log" &
+FOD_PID=$!
+on_exit "kill -9 $FOD_PID"
+wait_for 10 "failoverd" test -s "$T/fod.port"
+FOD_URL="http://127.0.0.1:$(cat "$T/fod.port")"
 
 cat >"$T/monitor.conf" <<CONF
 [monitor]
@@ -90,7 +107,9 @@ wait_for 10 "a probe" probed
 
 curl -s "$BKD_URL/metrics" >"$T/backupd.metrics"
 curl -s "$MON_URL/metrics" >"$T/monitord.metrics"
+curl -s "$FOD_URL/metrics" >"$T/failoverd.metrics"
 promtool check metrics <"$T/backupd.metrics" || fail "promtool check metrics: backupd"
+promtool check metrics <"$T/failoverd.metrics" || fail "promtool check metrics: failoverd"
 rc=0
 promtool check metrics <"$T/monitord.metrics" >"$T/lint" 2>&1 || rc=$?
 # the spec's gauge name active_incidents_count trips the "_count" lint only
@@ -113,33 +132,43 @@ scrape_configs:
     static_configs: [{targets: ["127.0.0.1:$BKD_PORT"]}]
   - job_name: tidemark-monitord
     static_configs: [{targets: ["${MON_URL#http://}"]}]
+  - job_name: tidemark-failoverd
+    static_configs: [{targets: ["${FOD_URL#http://}"]}]
 CONF
 prometheus --config.file="$T/prom/prometheus.yml" --storage.tsdb.path="$T/prom/data" \
         --web.listen-address="127.0.0.1:$PP" >"$T/prometheus.log" 2>&1 &
 PROM_PID=$!
 on_exit "kill -9 $PROM_PID"
-both_up() {
-        curl -s "http://127.0.0.1:$PP/api/v1/query?query=sum(up)" | json_get 'd["data"]["result"][0]["value"][1]' 2>/dev/null | grep -qx 2
+all_up() {
+        curl -s "http://127.0.0.1:$PP/api/v1/query?query=sum(up)" | json_get 'd["data"]["result"][0]["value"][1]' 2>/dev/null | grep -qx 3
 }
-wait_for 40 "Prometheus scraping both services" both_up
+wait_for 40 "Prometheus scraping the three services" all_up
 q() { curl -s "http://127.0.0.1:$PP/api/v1/query" --data-urlencode "query=$1" | json_get 'len(d["data"]["result"])'; }
 [[ $(q backup_job_success_rate) -ge 1 ]] || fail "Prometheus has no backup_job_success_rate"
 [[ $(q sla_target_percent) -ge 1 ]] || fail "Prometheus has no sla_target_percent"
+[[ $(q 'dr_rto_seconds{job="tidemark-failoverd",kind="target"}') -ge 1 ]] || fail "Prometheus has no dr_rto_seconds from failoverd"
 rules_ok() { [[ $(curl -s "http://127.0.0.1:$PP/api/v1/rules" | json_get 'sum(len(g["rules"]) for g in d["data"]["groups"])') -eq 15 ]]; }
 wait_for 10 "the rules loaded" rules_ok
 bad_rules() { curl -s "http://127.0.0.1:$PP/api/v1/rules" | json_get '[r["name"] for g in d["data"]["groups"] for r in g["rules"] if r.get("health") == "err"]'; }
 [[ -z $(bad_rules) ]] || fail "rules that Prometheus cannot evaluate: $(bad_rules)"
 
 # ------------------------------------------------------------ every queried metric is exported
-python3 - "$TM_SRC" "$T/backupd.metrics" "$T/monitord.metrics" "$FAILOVERD_METRICS" <<'PY' || fail "a dashboard or rule queries a metric nobody exports"
+python3 - "$TM_SRC" "$T/backupd.metrics" "$T/monitord.metrics" "$T/failoverd.metrics" <<'PY' || fail "a dashboard or rule queries a metric nobody exports"
 import glob, json, re, sys
-src, files, failover = sys.argv[1], sys.argv[2:4], sys.argv[4].split()
+src, files = sys.argv[1], sys.argv[2:5]
 exported = set()
 for f in files:
     for line in open(f):
-        if line and not line.startswith("#"):
+        if line.strip() and not line.startswith("#"):
             exported.add(re.match(r"[a-zA-Z_:][a-zA-Z0-9_:]*", line).group(0))
 exported |= {"up"}
+# failoverd without sites: families it declares but has no series for yet
+failover = set()
+for line in open(sys.argv[4]):
+    m = re.match(r"# TYPE (\S+) (\S+)", line)
+    if m:
+        failover.add(m.group(1))
+failover -= exported
 def fam(n):
     for s in ("_bucket", "_sum", "_count"):
         if n.endswith(s) and n[: -len(s)] in failover:
@@ -179,7 +208,7 @@ for where, e in exprs:
         if n not in exported and fam(n) not in failover:
             missing.append(f"{where}: {n} in {e}")
 names = {n for _, e in exprs for n in metrics(e)}
-print(f"{len(exprs)} queries over {len(names)} metrics; failoverd's checked against its documented list: {sorted(names & set(failover))}", file=sys.stderr)
+print(f"{len(exprs)} queries over {len(names)} metrics; declared by failoverd but without series (no sites, no failover yet): {sorted({fam(n) for n in names} & failover)}", file=sys.stderr)
 if missing:
     print("\n".join(missing), file=sys.stderr)
     sys.exit(1)
@@ -202,4 +231,6 @@ assert_rc 0 "contrib/runbooks load"
 assert_contains "$RUN_OUT" "4 runbooks" "contrib/runbooks load"
 kill -TERM "$MON_PID"
 wait "$MON_PID" || fail "monitord did not stop cleanly"
+kill -TERM "$FOD_PID"
+wait "$FOD_PID" || fail "failoverd did not stop cleanly"
 pass
