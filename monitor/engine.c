@@ -173,17 +173,22 @@ static void notify_alert(struct mon *m, const struct tm_alert_event *ev)
 {
         const struct tm_alert_rule *r = ev->rule;
         const char *status = ev->kind == TM_ALERT_EV_RESOLVED ? "resolved" : "firing";
-        char title[700], text[1400], since[40];
+        char title[1000], text[1700], since[40];
         json_t *details;
         struct tm_notify_msg msg = { 0 };
 
+        /* the labels say which series: Slack's text, the email subject and
+         * PagerDuty's summary come from the title */
         tm_time_format(ev->started, since, sizeof(since));
-        snprintf(title, sizeof(title), "%s: %s", r->name, r->summary);
-        snprintf(text, sizeof(text), "%s%s\nsince %s%s%s",
+        snprintf(title, sizeof(title), "%s%s%s%s: %s", r->name, ev->labels[0] ? "{" : "",
+                 ev->labels, ev->labels[0] ? "}" : "", r->summary);
+        snprintf(text, sizeof(text), "%s%s\nsince %s%s%s%s%s",
                  ev->kind == TM_ALERT_EV_RESOLVED ? "resolved: " : "", ev->message, since,
-                 r->runbook ? "\nrunbook: " : "", r->runbook ? r->runbook : "");
-        details = json_pack("{s:s, s:s, s:s, s:s}", "alert", r->name, "since", since, "message",
-                            ev->message, "state", status);
+                 ev->labels[0] ? "\nlabels: " : "", ev->labels, r->runbook ? "\nrunbook: " : "",
+                 r->runbook ? r->runbook : "");
+        details = json_pack("{s:s, s:s, s:s, s:s, s:o}", "alert", r->name, "since", since,
+                            "message", ev->message, "state", status, "labels",
+                            ev->labels_json ? json_deep_copy(ev->labels_json) : json_object());
         if (details && !isnan(ev->value) && !isinf(ev->value))
                 json_object_set_new(details, "value", json_real(ev->value));
         msg.kind = "alert";
@@ -233,14 +238,16 @@ void mon_incident_responded(struct mon *m, const char *severity, double seconds)
         tm_metrics_observe(m->metrics, "incident_response_time_seconds", lab, seconds);
 }
 
-static void handle_event(struct mon *m, size_t rule, const struct tm_alert_event *ev)
+static void handle_event(struct mon *m, const struct tm_alert_event *ev)
 {
         const struct tm_alert_rule *r = ev->rule;
         static const char *kinds[] = { "firing", "repeat", "resolved" };
-        char inc[64];
+        char name[TM_ALERT_LABELS_MAX + 200];
 
+        snprintf(name, sizeof(name), "%s%s%s%s", r->name, ev->labels[0] ? "{" : "", ev->labels,
+                 ev->labels[0] ? "}" : "");
         tm_log(ev->kind == TM_ALERT_EV_RESOLVED ? TM_LOG_INFO : TM_LOG_WARN,
-               "alert '%s' (%s) %s%s: %s", r->name, tm_alert_severity_name(r->severity),
+               "alert '%s' (%s) %s%s: %s", name, tm_alert_severity_name(r->severity),
                kinds[ev->kind], ev->silenced ? " (silenced)" : "", ev->message);
         if (!ev->silenced)
                 notify_alert(m, ev);
@@ -248,9 +255,9 @@ static void handle_event(struct mon *m, size_t rule, const struct tm_alert_event
         if (ev->kind == TM_ALERT_EV_FIRING && m->auto_incidents && !ev->silenced &&
             r->severity <= m->incident_min_severity) {
                 json_t *services = json_array();
-                char title[600], id[32];
+                char title[1000], id[32];
                 const char *sev = r->severity == TM_ALERT_CRITICAL ? "critical" : "high";
-                char src[200];
+                char src[TM_ALERT_LABELS_MAX + 210];
 
                 if (r->check) {
                         const struct tm_probe_check *c = tm_probe_check_find(m->pc, r->check);
@@ -260,70 +267,148 @@ static void handle_event(struct mon *m, size_t rule, const struct tm_alert_event
                 } else if (r->service) {
                         json_array_append_new(services, json_string(r->service->name));
                 }
-                snprintf(title, sizeof(title), "%s: %s", r->name, r->summary);
-                snprintf(src, sizeof(src), "alert:%s", r->name);
+                snprintf(title, sizeof(title), "%s: %s", name, r->summary);
+                snprintf(src, sizeof(src), "alert:%s", name);
                 if (tm_incidents_create(m->incidents, title, sev, services, src, "monitord", ev->at,
                                         id, sizeof(id)) >= 0) {
-                        tm_alerts_set_incident(m->alerts, rule, id);
+                        tm_alerts_set_incident(m->alerts, ev, id);
                         tm_incidents_note(m->incidents, id, "alert", "monitord", ev->message, NULL,
                                           ev->at);
-                        tm_log(TM_LOG_WARN, "alert '%s' opened incident %s", r->name, id);
+                        tm_log(TM_LOG_WARN, "alert '%s' opened incident %s", name, id);
                         mon_incident_notify(m, id, "opened", ev->message);
                 }
                 json_decref(services);
         }
-        if (ev->kind == TM_ALERT_EV_RESOLVED) {
-                tm_alerts_incident(m->alerts, rule, inc, sizeof(inc));
-                if (inc[0]) {
-                        char text[700];
+        if (ev->kind == TM_ALERT_EV_RESOLVED && ev->incident[0]) {
+                char text[TM_ALERT_LABELS_MAX + 900];
 
-                        snprintf(text, sizeof(text), "alert %s resolved: %s", r->name, ev->message);
-                        tm_incidents_note(m->incidents, inc, "alert", "monitord", text, NULL,
-                                          ev->at);
-                        mon_incident_notify(m, inc, "updated", text);
-                }
+                snprintf(text, sizeof(text), "alert %s resolved: %s", name, ev->message);
+                tm_incidents_note(m->incidents, ev->incident, "alert", "monitord", text, NULL,
+                                  ev->at);
+                mon_incident_notify(m, ev->incident, "updated", text);
         }
+}
+
+/* n: what tm_alerts_eval() returned for evs */
+static void handle_events(struct mon *m, struct tm_alert_event *evs, int n)
+{
+        for (int k = 0; k < n; k++)
+                handle_event(m, &evs[k]);
+        if (n >= 0)
+                tm_alert_events_free(evs, (size_t)n);
 }
 
 static void eval_check_rules(struct mon *m, const char *check, const struct tm_probe_result *res)
 {
+        struct tm_alert_sample samples[TM_PROBE_MAX_ITEMS];
+        json_t *labels[TM_PROBE_MAX_ITEMS] = { NULL };
+        size_t n = 0;
+
+        /* a check over several things: one series per thing, so each one
+         * alerts (and resolves) on its own; otherwise the check's verdict */
+        for (size_t k = 0; k < res->n_items; k++) {
+                const struct tm_probe_item *it = &res->items[k];
+
+                labels[n] = json_pack("{s:s}", it->label, it->value);
+                if (!labels[n])
+                        continue;
+                samples[n] = (struct tm_alert_sample){ labels[n], it->failing, it->metric,
+                                                       it->message };
+                n++;
+        }
+        if (!res->n_items) {
+                samples[0] = (struct tm_alert_sample){ NULL, res->status == TM_PROBE_FAILING,
+                                                       res->value, res->message };
+                n = 1;
+        }
         for (size_t i = 0; i < tm_alerts_count(m->alerts); i++) {
                 const struct tm_alert_rule *r = tm_alerts_rule(m->alerts, i);
-                struct tm_alert_event ev;
+                struct tm_alert_event *evs = NULL;
+                int k;
 
                 if (!r->check || strcmp(r->check, check) || res->status == TM_PROBE_UNKNOWN)
                         continue;
-                if (tm_alerts_observe(m->alerts, i, res->status == TM_PROBE_FAILING, res->value,
-                                      res->message, tm_time_now(), &ev))
-                        handle_event(m, i, &ev);
+                k = tm_alerts_eval(m->alerts, i, samples, n, res->message, tm_time_now(), &evs);
+                handle_events(m, evs, k);
         }
+        for (size_t k = 0; k < TM_PROBE_MAX_ITEMS; k++)
+                json_decref(labels[k]);
+}
+
+/* Every series of the rule's metric, each with its own labels; or, with
+ * aggregate =, one series for the aggregate. */
+static void eval_metric_rule(struct mon *m, size_t i, const struct tm_alert_rule *r,
+                             const tm_promtext *pt)
+{
+        struct tm_alert_sample *samples = NULL;
+        struct tm_alert_event *evs = NULL;
+        const struct tm_promtext_sample *all;
+        char absent[300], (*msgs)[200] = NULL;
+        size_t n_all = 0, n = 0;
+        double v = NAN;
+        int k_ev;
+
+        snprintf(absent, sizeof(absent), "%s: no such series", r->metric);
+        if (!r->per_series) {
+                struct tm_alert_sample one = { NULL, 0, NAN, absent };
+                char msg[300];
+                int k;
+
+                if (tm_promtext_select(pt, r->metric, (const char *const *)r->matchers, r->agg,
+                                       &v) >= 0) {
+                        one.active = tm_probe_compare(v, r->op, r->threshold);
+                        one.value = v;
+                        snprintf(msg, sizeof(msg), "%s = %g (%s %g)", r->metric, v,
+                                 tm_probe_op_name(r->op), r->threshold);
+                        one.message = msg;
+                }
+                k = tm_alerts_eval(m->alerts, i, &one, 1, absent, tm_time_now(), &evs);
+                handle_events(m, evs, k);
+                return;
+        }
+        all = tm_promtext_samples(pt, &n_all);
+        samples = calloc(n_all + 1, sizeof(*samples));
+        msgs = calloc(n_all + 1, sizeof(*msgs));
+        if (!samples || !msgs)
+                goto out;
+        for (size_t k = 0; k < n_all; k++) {
+                const struct tm_promtext_sample *s = &all[k];
+                json_t *l;
+
+                if (!tm_promtext_match(s, r->metric, (const char *const *)r->matchers))
+                        continue;
+                l = json_object();
+                for (size_t j = 0; l && j < s->n_labels; j++)
+                        json_object_set_new(l, s->labels[j].name, json_string(s->labels[j].value));
+                if (!l)
+                        continue;
+                snprintf(msgs[n], sizeof(msgs[n]), "%s = %g (%s %g)", r->metric, s->value,
+                         tm_probe_op_name(r->op), r->threshold);
+                samples[n] = (struct tm_alert_sample){ l, tm_probe_compare(s->value, r->op,
+                                                                           r->threshold),
+                                                       s->value, msgs[n] };
+                n++;
+        }
+        k_ev = tm_alerts_eval(m->alerts, i, samples, n, absent, tm_time_now(), &evs);
+        handle_events(m, evs, k_ev);
+out:
+        for (size_t k = 0; samples && k < n; k++)
+                json_decref((json_t *)samples[k].labels);
+        free(samples);
+        free(msgs);
 }
 
 static void eval_metric_rules(struct mon *m, const struct tm_probe_service *s,
                               const tm_promtext *pt)
 {
+        /* a failed scrape says nothing about the metric */
+        if (!pt)
+                return;
         for (size_t i = 0; i < tm_alerts_count(m->alerts); i++) {
                 const struct tm_alert_rule *r = tm_alerts_rule(m->alerts, i);
-                struct tm_alert_event ev;
-                char msg[512];
-                double v = NAN;
-                int active;
 
-                if (r->check || r->service != s)
-                        continue;
-                if (!pt || tm_promtext_select(pt, r->metric, (const char *const *)r->matchers,
-                                              r->agg, &v) < 0) {
-                        active = 0;
-                        snprintf(msg, sizeof(msg), "%s: no such series", r->metric);
-                } else {
-                        active = tm_probe_compare(v, r->op, r->threshold);
-                        snprintf(msg, sizeof(msg), "%s = %g (%s %g)", r->metric, v,
-                                 tm_probe_op_name(r->op), r->threshold);
-                }
-                if (!pt)
-                        continue; /* a failed scrape says nothing about the metric */
-                if (tm_alerts_observe(m->alerts, i, active, v, msg, tm_time_now(), &ev))
-                        handle_event(m, i, &ev);
+                if (!r->check && r->service == s)
+                        eval_metric_rule(m, i, r, pt);
         }
 }
 

@@ -2,14 +2,18 @@
 # tidemark-monitord end to end, with a real backupd and loopback receivers
 # (an HTTP endpoint for the webhook, Slack and PagerDuty channels, an SMTP
 # sink from Debian's aiosmtpd):
-#   1. components never backed up are stale: the critical freshness alert
-#      reaches every channel within seconds, with a stable PagerDuty dedup
-#      key, and opens an incident by itself; a channel that is down is
-#      retried and its failure is visible in the API and the metrics;
-#   2. a runbook started on that incident triggers a real backup through
-#      backupd, waits for it, and its step log lands on the incident;
-#   3. once every component has a fresh backup the alert resolves on every
-#      channel (PagerDuty "resolve" with the same key);
+#   1. of two components, plugins is backed up and database never is:
+#      exactly one critical freshness alert, for database (alerts are per
+#      label set, as in Prometheus), reaches every channel within seconds
+#      with its labels (Slack text, PagerDuty dedup key and custom details,
+#      webhook JSON, email subject), and opens an incident by itself; a
+#      channel that is down is retried and its failure is visible in the
+#      API and the metrics;
+#   2. a runbook started on that incident triggers a real backup of
+#      database through backupd, waits for it, and its step log lands on
+#      the incident;
+#   3. with database fresh the alert resolves on every channel (PagerDuty
+#      "resolve" with the same key);
 #   4. the incident lifecycle through the API, incident_response_time_seconds;
 #      SLA figures; silences; the test alert; the compliance report (JSON
 #      and HTML); /metrics passes promtool; bad requests get 4xx and a reason.
@@ -58,6 +62,12 @@ access_log = none
 $COMPONENTS
 CONF
 bkd_start "$T/backupd.conf"
+# plugins is fresh from the start, database is not
+run curl -s -X POST "$BKD_URL/api/v1/backup" -H 'Content-Type: application/json' \
+        -d '{"strategy": "full", "components": ["plugins"]}'
+PJOB=$(printf '%s' "$RUN_OUT" | json_get 'd["jobs"][0]["job_id"]')
+pjob_done() { [[ $(curl -s "$BKD_URL/api/v1/jobs/$PJOB" | json_get 'd["state"]') == succeeded ]]; }
+wait_for 30 "the plugins backup" pjob_done
 
 cat >"$T/monitor.conf" <<CONF
 [monitor]
@@ -176,24 +186,37 @@ mhttp GET /health
 assert_http 200 "own health" '"healthy"'
 
 # ------------------------------------------------------------ 1. stale -> alert
-wait_for 15 "the stale alert on the webhook" has_http /hook 'b["kind"] == "alert" and b["name"] == "backup_stale" and b["status"] == "firing"'
+KEY='tidemark/alert/backup_stale{component="database"}'
+wait_for 15 "the stale alert on the webhook" has_http /hook 'b["kind"] == "alert" and b["name"] == "backup_stale" and b["status"] == "firing" and b["details"]["labels"] == {"component": "database"} and b["dedup_key"] == '"'$KEY'"
 T1=$(python3 -c 'import json,sys; print(min(json.loads(l)["received"] for l in open(sys.argv[1]) if "backup_stale" in l))' "$T/sinks/http.jsonl")
 log "first alert $(python3 -c "print(round($T1 - $T0, 2))") s after monitord started"
-wait_for 10 "slack" has_http /slack '"backup_stale" in b["text"] and b["attachments"][0]["color"] == "danger"'
-wait_for 10 "pagerduty trigger" has_http /pd 'b["event_action"] == "trigger" and b["dedup_key"] == "tidemark/alert/backup_stale" and b["routing_key"] == "R0UT1NGKEY" and b["payload"]["severity"] == "critical"'
-wait_for 10 "the email" has_mail "backup_stale"
+wait_for 10 "slack" has_http /slack '"backup_stale{component=\"database\"}" in b["text"] and b["attachments"][0]["color"] == "danger"'
+wait_for 10 "pagerduty trigger" has_http /pd 'b["event_action"] == "trigger" and b["dedup_key"] == '"'$KEY'"' and b["routing_key"] == "R0UT1NGKEY" and b["payload"]["severity"] == "critical" and b["payload"]["custom_details"]["labels"] == {"component": "database"}'
+wait_for 10 "the email" has_mail 'backup_stale{component=\"database\"}'
 assert_contains "$(cat "$T/sinks/smtp.jsonl")" "oncall@example.org" "email recipients"
 assert_contains "$(cat "$T/sinks/smtp.jsonl")" "no successful backup" "email text says why"
+python3 -c '
+import json, sys
+subjects = [h for l in open(sys.argv[1]) for h in json.loads(l)["data"].splitlines() if h.startswith("Subject:")]
+assert any("backup_stale{component=\"database\"}" in s for s in subjects), subjects' "$T/sinks/smtp.jsonl" ||
+        fail "the email subject does not name the component"
+# give a plugins alert, were there one, time to show up
+sleep 3
 [[ $(count_http /hook 'b["kind"] == "alert" and b["name"] == "backup_stale"') -eq 1 ]] ||
-        fail "the firing alert was sent more than once (no dedup)"
+        fail "expected exactly one backup_stale alert (database), got $(count_http /hook 'b["kind"] == "alert" and b["name"] == "backup_stale"')"
+[[ $(count_http /hook 'b["kind"] == "alert" and "plugins" in json.dumps(b)') -eq 0 ]] ||
+        fail "the fresh component plugins alerted"
 
 mhttp GET /api/v1/alerts/active
 assert_http 200 "active alerts" '"backup_stale"'
+[[ $(printf '%s' "$HTTP_BODY" | json_get '[(a["name"], a["labels"], a["dedup_key"]) for a in d["alerts"]] == [("backup_stale", {"component": "database"}, "'"$(printf '%s' "$KEY" | sed 's/"/\\"/g')"'")]') == True ]] ||
+        fail "active alerts: expected backup_stale for database only: $HTTP_BODY"
 INC=$(printf '%s' "$HTTP_BODY" | json_get '[a["incident_id"] for a in d["alerts"] if a["name"] == "backup_stale"][0]')
 log "the alert opened $INC"
 mhttp GET "/api/v1/incidents/$INC"
-assert_http 200 "auto incident" '"source":"alert:backup_stale"'
+assert_http 200 "auto incident" '"source":"alert:backup_stale{component=\"database\"}"'
 assert_contains "$HTTP_BODY" '"severity":"critical"' "auto incident severity"
+assert_contains "$HTTP_BODY" 'backup_stale{component=\"database\"}: a component has no backup' "auto incident title"
 wait_for 10 "the incident notification" has_http /hook "b['kind'] == 'incident' and b['name'] == '$INC'"
 
 # the down channel: retried (attempts = 2), then counted as failed
@@ -226,11 +249,9 @@ mhttp GET "/api/v1/incidents/$INC"
         fail "the runbook's step log is not on the incident: $HTTP_BODY"
 assert_contains "$HTTP_BODY" "job(s) succeeded" "wait_jobs step on the incident"
 
-# ------------------------------------------------------------ 3. fresh backups -> resolved
-curl -s -X POST "$BKD_URL/api/v1/backup" -H 'Content-Type: application/json' \
-        -d '{"strategy": "full", "components": ["plugins"]}' >/dev/null
-wait_for 30 "the resolution on the webhook" has_http /hook 'b["kind"] == "alert" and b["name"] == "backup_stale" and b["status"] == "resolved"'
-wait_for 10 "pagerduty resolve" has_http /pd 'b["event_action"] == "resolve" and b["dedup_key"] == "tidemark/alert/backup_stale"'
+# ------------------------------------------------------------ 3. database fresh -> resolved
+wait_for 30 "the resolution on the webhook" has_http /hook 'b["kind"] == "alert" and b["name"] == "backup_stale" and b["status"] == "resolved" and b["details"]["labels"] == {"component": "database"}'
+wait_for 10 "pagerduty resolve" has_http /pd 'b["event_action"] == "resolve" and b["dedup_key"] == '"'$KEY'"
 wait_for 10 "the resolution email" has_mail "tidemark resolved"
 mhttp GET /api/v1/alerts/active
 [[ $(printf '%s' "$HTTP_BODY" | json_get 'd["count"]') -eq 0 ]] || fail "alerts still active: $HTTP_BODY"

@@ -133,11 +133,22 @@ static void test_eval(void **state)
         assert_int_equal(res.status, TM_PROBE_FAILING);
         assert_non_null(strstr(res.message, "db (last 400 s ago, RPO 300 s)"));
         assert_true(fabs(res.value - 400) < 1e-6);
+        /* and how each component fared, for one alert per component */
+        assert_int_equal(res.n_items, 2);
+        assert_string_equal(res.items[0].label, "component");
+        assert_string_equal(res.items[0].value, "db");
+        assert_true(res.items[0].failing && fabs(res.items[0].metric - 400) < 1e-6);
+        assert_string_equal(res.items[0].message, "db: last backup 400 s ago, RPO 300 s");
+        assert_string_equal(res.items[1].value, "web");
+        assert_false(res.items[1].failing);
         /* every configured component: "new" has never been backed up */
         tm_probe_eval_freshness(cfg, tm_probe_check_find(pc, "all"), pt, 1200 * TM_NSEC_PER_SEC,
                                 &res);
         assert_int_equal(res.status, TM_PROBE_FAILING);
         assert_non_null(strstr(res.message, "1 of 3 components stale: new (no successful backup)"));
+        assert_int_equal(res.n_items, 3);
+        assert_true(res.items[2].failing && isinf(res.items[2].metric));
+        assert_string_equal(res.items[2].message, "new: no successful backup");
         tm_probe_eval_metric(tm_probe_check_find(pc, "m"), pt, &res);
         assert_int_equal(res.status, TM_PROBE_FAILING);
         assert_true(res.value == 7);

@@ -63,6 +63,12 @@ static void test_parse_select(void **state)
         assert_int_equal(tm_promtext_select(p, "d_bucket", NULL, TM_PROMTEXT_COUNT, &v), 0);
         assert_true(v == 2);
         assert_int_equal(tm_promtext_select(p, "up", bad, TM_PROMTEXT_MAX, &v), -EINVAL);
+        /* one sample at a time, as per-series alert rules read them */
+        assert_true(tm_promtext_match(&s[1], "backup_job_success_rate", m));
+        assert_true(tm_promtext_match(&s[1], "backup_job_success_rate", NULL));
+        assert_false(tm_promtext_match(&s[0], "backup_job_success_rate", m));
+        assert_false(tm_promtext_match(&s[1], "up", NULL));
+        assert_false(tm_promtext_match(&s[1], "backup_job_success_rate", bad));
         tm_promtext_free(p);
         tm_promtext_free(NULL);
 }

@@ -66,6 +66,20 @@ struct tm_probe_config {
         size_t n_checks;
 };
 
+/* A check over several things (freshness: one per component) also says how
+ * each one fared, so an alert on it fires per thing, as Prometheus does per
+ * label set. At most TM_PROBE_MAX_ITEMS; the status and message still
+ * cover all of them. */
+#define TM_PROBE_MAX_ITEMS 64
+
+struct tm_probe_item {
+        char label[32];  /* the label's name, e.g. "component" */
+        char value[96];  /* its value */
+        int failing;
+        double metric;   /* freshness: the age (s), +inf when never backed up */
+        char message[160];
+};
+
 struct tm_probe_result {
         enum tm_probe_status status;
         char message[512];
@@ -73,6 +87,8 @@ struct tm_probe_result {
         int64_t latency_ns; /* of the request */
         int64_t at;         /* wall clock, ns */
         int reached;        /* the service answered at all (for the SLA) */
+        size_t n_items;     /* 0: one verdict for the whole check */
+        struct tm_probe_item items[TM_PROBE_MAX_ITEMS];
 };
 
 /**

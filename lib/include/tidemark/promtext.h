@@ -47,6 +47,11 @@ enum tm_promtext_agg { TM_PROMTEXT_MAX, TM_PROMTEXT_MIN, TM_PROMTEXT_SUM, TM_PRO
  */
 int tm_promtext_select(const tm_promtext *p, const char *name, const char *const *matchers,
                        enum tm_promtext_agg agg, double *ret);
+/* Is sample s named NAME, with every "k=v" of matchers (NULL-terminated, or
+ * NULL) among its labels? Returns 1 or 0 (a matcher without '=' never
+ * matches). Thread-safe. */
+int tm_promtext_match(const struct tm_promtext_sample *s, const char *name,
+                      const char *const *matchers);
 /* "max" "min" "sum" "count" -> agg. Returns 0 or -EINVAL. */
 int tm_promtext_agg_parse(const char *s, enum tm_promtext_agg *ret);
 

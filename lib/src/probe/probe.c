@@ -449,6 +449,8 @@ void tm_probe_eval_freshness(const struct tm_config *cfg, const struct tm_probe_
         size_t n_stale = 0, n = 0, len = 0;
         double oldest = 0;
 
+        ret->n_items = 0;
+
         for (size_t i = 0;; i++) {
                 const char *name;
                 const struct tm_component_conf *cc;
@@ -476,6 +478,21 @@ void tm_probe_eval_freshness(const struct tm_config *cfg, const struct tm_probe_
                 }
                 if (age > oldest)
                         oldest = age;
+                if (ret->n_items < TM_PROBE_MAX_ITEMS) {
+                        struct tm_probe_item *it = &ret->items[ret->n_items++];
+
+                        snprintf(it->label, sizeof(it->label), "component");
+                        snprintf(it->value, sizeof(it->value), "%s", name);
+                        it->failing = age * 1e9 > (double)rpo;
+                        it->metric = age;
+                        if (isinf(age))
+                                snprintf(it->message, sizeof(it->message),
+                                         "%s: no successful backup", name);
+                        else
+                                snprintf(it->message, sizeof(it->message),
+                                         "%s: last backup %.0f s ago, RPO %lld s", name, age,
+                                         (long long)(rpo / TM_NSEC_PER_SEC));
+                }
                 if (age * 1e9 > (double)rpo) {
                         n_stale++;
                         if (len < sizeof(stale) - 1) {

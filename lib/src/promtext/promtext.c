@@ -354,9 +354,9 @@ static int matches(const struct tm_promtext_sample *s, const char *const *m)
         for (; m && *m; m++) {
                 const char *eq = strchr(*m, '='), *v;
                 char name[128];
-                size_t n = (size_t)(eq - *m);
+                size_t n = eq ? (size_t)(eq - *m) : 0;
 
-                if (n >= sizeof(name))
+                if (!eq || n >= sizeof(name))
                         return 0;
                 memcpy(name, *m, n);
                 name[n] = '\0';
@@ -365,6 +365,12 @@ static int matches(const struct tm_promtext_sample *s, const char *const *m)
                         return 0;
         }
         return 1;
+}
+
+int tm_promtext_match(const struct tm_promtext_sample *s, const char *name,
+                      const char *const *matchers)
+{
+        return !strcmp(s->name, name) && matches(s, matchers);
 }
 
 int tm_promtext_select(const tm_promtext *p, const char *name, const char *const *matchers,
