@@ -305,7 +305,9 @@ static void eval_check_rules(struct mon *m, const char *check, const struct tm_p
         size_t n = 0;
 
         /* a check over several things: one series per thing, so each one
-         * alerts (and resolves) on its own; otherwise the check's verdict */
+         * alerts (and resolves) on its own; otherwise the check's verdict,
+         * which leaves the per-thing alerts as they are (a freshness check
+         * that cannot reach backupd knows nothing new about a component) */
         for (size_t k = 0; k < res->n_items; k++) {
                 const struct tm_probe_item *it = &res->items[k];
 
@@ -316,18 +318,19 @@ static void eval_check_rules(struct mon *m, const char *check, const struct tm_p
                                                        it->message };
                 n++;
         }
-        if (!res->n_items) {
-                samples[0] = (struct tm_alert_sample){ NULL, res->status == TM_PROBE_FAILING,
-                                                       res->value, res->message };
-                n = 1;
-        }
         for (size_t i = 0; i < tm_alerts_count(m->alerts); i++) {
                 const struct tm_alert_rule *r = tm_alerts_rule(m->alerts, i);
-                struct tm_alert_event *evs = NULL;
+                struct tm_alert_event *evs = NULL, ev;
                 int k;
 
                 if (!r->check || strcmp(r->check, check) || res->status == TM_PROBE_UNKNOWN)
                         continue;
+                if (!res->n_items) {
+                        if (tm_alerts_observe(m->alerts, i, res->status == TM_PROBE_FAILING,
+                                              res->value, res->message, tm_time_now(), &ev))
+                                handle_event(m, &ev);
+                        continue;
+                }
                 k = tm_alerts_eval(m->alerts, i, samples, n, res->message, tm_time_now(), &evs);
                 handle_events(m, evs, k);
         }
