@@ -207,6 +207,26 @@ for where, e in exprs:
     for n in metrics(e):
         if n not in exported and fam(n) not in failover:
             missing.append(f"{where}: {n} in {e}")
+# the labels a query groups by exist on what it reads (a "by (service_tier)"
+# over metrics labelled "tier" draws one nameless line); not checkable for
+# a family with no series here
+# backupd labels dr_rpo_seconds by component only while it streams a
+# PostgreSQL WAL (tests pg_backupd and pg_stream), which this test does not
+labels = {"dr_rpo_seconds": {"component"}}
+for f in files:
+    for line in open(f):
+        m = re.match(r"([a-zA-Z_:][a-zA-Z0-9_:]*)\{(.*)\}", line)
+        if m and not line.startswith("#"):
+            labels.setdefault(m.group(1), set()).update(re.findall(r'([a-zA-Z_]\w*)="', m.group(2)))
+for where, e in exprs:
+    ms = metrics(e)
+    if any(fam(n) in failover for n in ms):
+        continue
+    have = set().union(*(labels.get(n, set()) for n in ms))
+    for by in re.findall(r"\bby\s*\(([^)]*)\)", e):
+        for l in (x.strip() for x in by.split(",")):
+            if l and l != "le" and l not in have:
+                missing.append(f"{where}: no series of {sorted(ms)} has the label {l} that {e} groups by")
 names = {n for _, e in exprs for n in metrics(e)}
 print(f"{len(exprs)} queries over {len(names)} metrics; declared by failoverd but without series (no sites, no failover yet): {sorted({fam(n) for n in names} & failover)}", file=sys.stderr)
 if missing:
