@@ -95,6 +95,18 @@ TM="$BIN/tidemark"
 for x in tidemark tidemark-backupd tidemark-monitord tidemark-failoverd tidemark-fs; do
   [ -x "$BIN/$x" ] || { echo "bench-load: no $BIN/$x" >&2; exit 1; }
 done
+# the bench's own Debian packages (not test dependencies: scripts/deps.sh
+# does not list them), installed when missing and we are root
+BENCH_PKGS=(wrk curl time fuse3 gcc pkg-config python3)
+[ "$RESTIC" = 1 ] && BENCH_PKGS+=(restic)
+missing=()
+for p in "${BENCH_PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ] && [ "$(id -u)" = 0 ]; then
+  echo "bench-load: installing ${missing[*]}" >&2
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" >&2
+fi
 for c in wrk curl python3 /usr/bin/time fusermount3 gcc pkg-config; do
   command -v $c >/dev/null || { echo "bench-load: $c missing (bench/README.md: Load)" >&2; exit 1; }
 done
