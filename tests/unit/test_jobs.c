@@ -3,6 +3,7 @@
  * interrupted on open; a torn last line is ignored and a corrupt one is
  * refused. */
 #include <errno.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -98,10 +99,80 @@ static void test_jobs_lifecycle(void **state)
         assert_int_equal(tm_jobs_open(path, &js), -EBADMSG);
 }
 
+struct writer {
+        tm_jobs *js;
+        int r;
+};
+
+/* 40 jobs, each queued, running with progress, then succeeded */
+static void *write_jobs(void *arg)
+{
+        struct writer *w = arg;
+
+        for (int i = 0; i < 40 && w->r == 0; i++) {
+                struct tm_job j = { 0 };
+
+                snprintf(j.kind, sizeof(j.kind), "backup");
+                w->r = tm_jobs_add(w->js, &j);
+                if (w->r == 0) {
+                        snprintf(j.state, sizeof(j.state), "running");
+                        w->r = tm_jobs_update(w->js, &j);
+                }
+                if (w->r == 0)
+                        w->r = tm_jobs_progress(w->js, j.id, (uint64_t)i, 100);
+                if (w->r == 0) {
+                        snprintf(j.state, sizeof(j.state), "succeeded");
+                        w->r = tm_jobs_update(w->js, &j);
+                }
+        }
+        return NULL;
+}
+
+/* Writers flush outside the table lock: several threads adding and
+ * updating while others list still give unique ids, a consistent table,
+ * and a file that replays to the same table. */
+static void test_jobs_concurrent(void **state)
+{
+        tm_jobs *js = NULL;
+        struct writer w[3];
+        pthread_t th[3];
+        struct tm_job *list = NULL;
+        size_t n = 0;
+
+        (void)state;
+        unlink(path);
+        assert_int_equal(tm_jobs_open(path, &js), 0);
+        for (int i = 0; i < 3; i++) {
+                w[i] = (struct writer){ js, 0 };
+                assert_int_equal(pthread_create(&th[i], NULL, write_jobs, &w[i]), 0);
+        }
+        for (int k = 0; k < 50; k++) {
+                assert_int_equal(tm_jobs_list(js, &list, &n), 0);
+                for (size_t i = 1; i < n; i++)
+                        assert_true(list[i - 1].id < list[i].id);
+                tm_job_array_free(list, n);
+        }
+        for (int i = 0; i < 3; i++) {
+                pthread_join(th[i], NULL);
+                assert_int_equal(w[i].r, 0);
+        }
+        tm_jobs_close(js);
+        assert_int_equal(tm_jobs_open(path, &js), 0);
+        assert_int_equal(tm_jobs_list(js, &list, &n), 0);
+        assert_int_equal(n, 120);
+        for (size_t i = 0; i < n; i++) {
+                assert_int_equal(list[i].id, i + 1);
+                assert_string_equal(list[i].state, "succeeded");
+        }
+        tm_job_array_free(list, n);
+        tm_jobs_close(js);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_jobs_lifecycle),
+                cmocka_unit_test(test_jobs_concurrent),
         };
 
         return cmocka_run_group_tests(tests, setup, teardown);

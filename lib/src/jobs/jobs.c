@@ -21,8 +21,17 @@
 
 #define JOBS_FILE_MAX (512u * 1024 * 1024)
 
+/*
+ * Two locks: `lock` guards the table and is held only for memory work;
+ * `wlock` orders the appends to the file, whose fdatasync can take tens of
+ * milliseconds. Readers (GET /api/v1/jobs, /backups/status) then never wait
+ * on a disk flush (bench-load.sh measured p50 38 ms before). A writer takes
+ * wlock, then lock briefly; the file and the table see changes in the same
+ * order.
+ */
 struct tm_jobs {
         pthread_mutex_t lock;
+        pthread_mutex_t wlock;
         char *path;
         int fd;
         struct tm_job *a;
@@ -124,7 +133,7 @@ static int job_from_json(json_t *o, struct tm_job *j)
         return 0;
 }
 
-/* Append one record; called with the lock held. */
+/* Append one record; called with wlock held (at open: nothing else runs). */
 static int persist(tm_jobs *js, const struct tm_job *j)
 {
         json_t *o = job_to_json(j);
@@ -239,6 +248,7 @@ int tm_jobs_open(const char *path, tm_jobs **ret)
         if (!js)
                 return -ENOMEM;
         pthread_mutex_init(&js->lock, NULL);
+        pthread_mutex_init(&js->wlock, NULL);
         js->fd = -1;
         js->next_id = 1;
         js->path = tm_strdup(path);
@@ -312,6 +322,7 @@ void tm_jobs_close(tm_jobs *js)
                 close(js->fd);
         tm_job_array_free(js->a, js->n);
         pthread_mutex_destroy(&js->lock);
+        pthread_mutex_destroy(&js->wlock);
         free(js->path);
         free(js);
 }
@@ -321,8 +332,10 @@ int tm_jobs_add(tm_jobs *js, struct tm_job *job)
         struct tm_job copy;
         int r;
 
+        pthread_mutex_lock(&js->wlock);
         pthread_mutex_lock(&js->lock);
-        job->id = js->next_id;
+        job->id = js->next_id; /* no other add runs: wlock */
+        pthread_mutex_unlock(&js->lock);
         job->created = tm_time_now();
         if (!job->state[0])
                 snprintf(job->state, sizeof(job->state), "queued");
@@ -332,10 +345,12 @@ int tm_jobs_add(tm_jobs *js, struct tm_job *job)
         if (r >= 0)
                 r = job_copy(job, &copy);
         if (r >= 0) {
+                pthread_mutex_lock(&js->lock);
                 r = put(js, &copy);
+                pthread_mutex_unlock(&js->lock);
                 tm_job_dispose(&copy);
         }
-        pthread_mutex_unlock(&js->lock);
+        pthread_mutex_unlock(&js->wlock);
         return r;
 }
 
@@ -344,9 +359,11 @@ int tm_jobs_update(tm_jobs *js, const struct tm_job *job)
         struct tm_job copy, *cur;
         int r;
 
+        pthread_mutex_lock(&js->wlock);
         pthread_mutex_lock(&js->lock);
         cur = find(js, job->id);
-        if (!cur) {
+        pthread_mutex_unlock(&js->lock);
+        if (!cur) { /* jobs are never removed: it stays absent */
                 r = -ENOENT;
                 goto out;
         }
@@ -354,13 +371,17 @@ int tm_jobs_update(tm_jobs *js, const struct tm_job *job)
         if (r >= 0)
                 r = job_copy(job, &copy);
         if (r >= 0) {
+                pthread_mutex_lock(&js->lock);
+                /* progress counters may have moved meanwhile (under lock only) */
+                cur = find(js, job->id);
                 copy.files_done = TM_MAX(copy.files_done, cur->files_done);
                 copy.bytes_done = TM_MAX(copy.bytes_done, cur->bytes_done);
                 r = put(js, &copy);
+                pthread_mutex_unlock(&js->lock);
                 tm_job_dispose(&copy);
         }
 out:
-        pthread_mutex_unlock(&js->lock);
+        pthread_mutex_unlock(&js->wlock);
         return r;
 }
 
