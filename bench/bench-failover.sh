@@ -29,6 +29,8 @@
 #             and its Patroni agent (the node is gone: with its agent
 #             alive, Patroni restarts PostgreSQL in place instead of
 #             failing over, which is not the failover measured here).
+#             After the last trial the harness still waits for the killed
+#             node's rejoin, so every trial's split brain check covers it.
 # A client writes one row per transaction through pgbouncer every 20 ms
 # (INSERT ... RETURNING the server's port); the RTO is the time from the
 # kill to the first acknowledged write that the new primary executed.
@@ -372,7 +374,7 @@ TM_DR_NEW_PRIMARY_HOST=127.0.0.1 TM_DR_NEW_PRIMARY_PORT=${PG_PORT[node0]} as_pg 
 psql_at "${PG_PORT[node0]}" -c "CREATE TABLE t (id bigint PRIMARY KEY, site_port int NOT NULL DEFAULT inet_server_port())"
 pa_start node1
 next=1
-for ((trial = 1; trial <= pa_trials; trial++)); do
+for ((trial = 1; trial <= pa_trials + 1; trial++)); do
         # the killed node rejoins (or node1 joins for the first time); a
         # rejoin that Patroni does not finish in 4 min gets one
         # POST /reinitialize (counted), then 4 more minutes
@@ -390,6 +392,7 @@ for ((trial = 1; trial <= pa_trials; trial++)); do
                 sleep 0.2
         done
         if ((trial > 1)); then
+                log "patroni: $killed rejoined as a replica in $((SECONDS - since)) s (healthy: $([[ $leader != - ]] && echo yes || echo no))"
                 # the previous trial's split brain check covers its rejoin
                 if ((split)); then
                         PA_SPLIT=$((PA_SPLIT + 1))
@@ -400,6 +403,8 @@ for ((trial = 1; trial <= pa_trials; trial++)); do
                 log "patroni: the pair did not get healthy before trial $trial: $(pa_cluster); stopping patroni trials"
                 break
         fi
+        # one more round only to check the last trial's rejoin
+        ((trial <= pa_trials)) || break
         other=node0
         [[ $leader == node0 ]] && other=node1
         bload_start "$next"
