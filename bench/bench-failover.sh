@@ -48,6 +48,10 @@
 # ends that system's trials early, and the table says how many ran.
 #
 # BENCH_SYSTEMS="tidemark patroni" (the default) picks what runs.
+# BENCH_TM_FAILOVER replaces failoverd's extra [failover] lines (default
+# "automatic = on" + "failure_threshold = 2"; check_interval = 1s comes
+# before them, a later line wins): failoverd's own defaults are
+# BENCH_TM_FAILOVER=$'automatic = on\ncheck_interval = 5s\nfailure_threshold = 3'.
 # Needs root (PostgreSQL runs as postgres), the tidemark build
 # (TM_BIN, default ./build/bin), patroni, etcd, pgbouncer.
 # Prints a table; writes $OUT/results.json, $OUT/trials.tsv and the
@@ -148,8 +152,8 @@ tm_trials=$TRIALS
 [[ " $SYSTEMS " == *" tidemark "* ]] || tm_trials=0
 if ((tm_trials)); then
         fo_cluster
-        fo_start "automatic = on
-failure_threshold = 2"
+        fo_start "${BENCH_TM_FAILOVER:-automatic = on
+failure_threshold = 2}"
 fi
 # tm_healthy: alpha the primary and the daemon's active site, beta
 # streaming from it, pgbouncer on alpha
