@@ -84,7 +84,7 @@ static void test_conf_defaults(void **state)
         assert_int_equal(tm_dr_tier_find(dr, "development")->rpo_ns, 4 * 3600 * TM_NSEC_PER_SEC);
         assert_false(dr->automatic);
         assert_int_equal(dr->failure_threshold, 3);
-        assert_int_equal(dr->check_interval_ns, 5 * TM_NSEC_PER_SEC);
+        assert_int_equal(dr->check_interval_ns, TM_NSEC_PER_SEC);
         assert_null(dr->hooks[TM_DR_HOOK_FENCE].command);
         assert_string_equal(dr->pg_bin, "/usr/lib/postgresql/15/bin");
         assert_null(tm_dr_site_find(dr, "beta"));

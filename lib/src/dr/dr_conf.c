@@ -323,8 +323,12 @@ int tm_dr_conf_load(const struct tm_config *cfg, struct tm_dr_conf **ret, char *
 
         if (!c)
                 goto out;
+        /* 3 failed checks a second apart: a dead primary is promoted away
+         * from in ~4 s (Patroni's defaults take ~27 s here, bench/README).
+         * Checking this often is safe because a promotion also needs the
+         * standby to see the primary gone; a check is one libpq connect. */
         c->failure_threshold = 3;
-        c->check_interval_ns = 5 * TM_NSEC_PER_SEC;
+        c->check_interval_ns = 1 * TM_NSEC_PER_SEC;
         c->connect_timeout_ns = 2 * TM_NSEC_PER_SEC;
         c->catchup_timeout_ns = 120 * TM_NSEC_PER_SEC;
         /* the spec's tiers first; [service_tier.*] sections adjust them */
