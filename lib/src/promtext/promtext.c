@@ -119,20 +119,26 @@ static int parse_line(const char *p, const char *end, struct tm_promtext_sample 
                                 q++;
                                 break;
                         }
+                        /* v holds the previous label's value: every exit
+                         * from here on goes through fail */
                         if (s->n_labels == TM_PROMTEXT_MAX_LABELS) {
                                 *why = "too many labels";
-                                return -EBADMSG;
+                                r = -EBADMSG;
+                                goto fail;
                         }
                         n0 = q;
                         while (q < end && is_name_char((unsigned char)*q) && *q != ':')
                                 q++;
                         if (q == n0 || q + 1 >= end || q[0] != '=' || q[1] != '"') {
                                 *why = "a label must be name=\"value\"";
-                                return -EBADMSG;
+                                r = -EBADMSG;
+                                goto fail;
                         }
                         s->labels[s->n_labels].name = strndup(n0, (size_t)(q - n0));
-                        if (!s->labels[s->n_labels].name)
-                                return -ENOMEM;
+                        if (!s->labels[s->n_labels].name) {
+                                r = -ENOMEM;
+                                goto fail;
+                        }
                         s->n_labels++;
                         q += 2;
                         tm_buf_clear(&v);
@@ -278,7 +284,8 @@ static int sample_family(tm_promtext *p, struct tm_promtext_sample *s)
 int tm_promtext_parse(const char *text, size_t len, tm_promtext **ret, char *msg, size_t msg_len)
 {
         tm_promtext *p = calloc(1, sizeof(*p));
-        const char *cur = text, *end = text + len;
+        /* an empty scrape body may come as (NULL, 0): NULL + 0 is undefined */
+        const char *cur = text, *end = len ? text + len : text;
         unsigned line = 0;
         int r = 0;
 
