@@ -31,6 +31,8 @@
 #include <tidemark/log.h>
 #include <tidemark/time.h>
 
+#include "http/http_internal.h"
+
 #define HTTP_MAX_PARAMS   4
 #define HTTP_MAX_SEGMENTS 32
 #define HTTP_MSG_MAX      512
@@ -570,6 +572,41 @@ static void req_free(struct tm_http_req *rq)
         free(rq);
 }
 
+int tm_http__body_parse(const void *p, size_t n, json_t **ret, char *msg, size_t msglen)
+{
+        json_error_t jerr;
+
+        *ret = NULL;
+        if (!n)
+                return 0;
+        *ret = json_loadb(p, n, JSON_REJECT_DUPLICATES, &jerr);
+        if (!*ret) {
+                snprintf(msg, msglen, "malformed JSON: %s (line %d, column %d)", jerr.text,
+                         jerr.line, jerr.column);
+                return -EINVAL;
+        }
+        return 0;
+}
+
+struct tm_http_req *tm_http__req_new(void)
+{
+        struct tm_http_req *rq = calloc(1, sizeof(*rq));
+
+        if (rq)
+                rq->principal = "anonymous";
+        return rq;
+}
+
+void tm_http__req_free(struct tm_http_req *rq)
+{
+        req_free(rq);
+}
+
+const char *tm_http__req_msg(const struct tm_http_req *rq)
+{
+        return rq->msg;
+}
+
 static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
@@ -580,7 +617,6 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 static enum MHD_Result finish(struct tm_http_req *rq, const char *method, const char *url)
 {
         json_t *body = NULL, *ret = NULL;
-        json_error_t jerr;
         int r, status;
         enum MHD_Result mr;
 
@@ -604,16 +640,8 @@ static enum MHD_Result finish(struct tm_http_req *rq, const char *method, const 
                          rq->route->max_body);
                 return send_error(rq, method, url, 413, -E2BIG, rq->msg);
         }
-        if (rq->body.len) {
-                body = json_loadb((const char *)rq->body.data, rq->body.len, JSON_REJECT_DUPLICATES,
-                                  &jerr);
-                if (!body) {
-                        snprintf(rq->msg, sizeof(rq->msg),
-                                 "malformed JSON: %s (line %d, column %d)", jerr.text, jerr.line,
-                                 jerr.column);
-                        return send_error(rq, method, url, 400, -EINVAL, rq->msg);
-                }
-        }
+        if (tm_http__body_parse(rq->body.data, rq->body.len, &body, rq->msg, sizeof(rq->msg)) < 0)
+                return send_error(rq, method, url, 400, -EINVAL, rq->msg);
         rq->msg[0] = '\0';
         r = rq->route->fn(rq, body, &ret);
         json_decref(body);
