@@ -11,6 +11,8 @@
 #include <tidemark/core.h>
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+/* optional, as with libFuzzer: a target's one-time setup */
+int LLVMFuzzerInitialize(int *argc, char ***argv) __attribute__((weak));
 
 static int replay_file(const char *path)
 {
@@ -30,6 +32,8 @@ int main(int argc, char **argv)
 {
         int n = 0, fails = 0;
 
+        if (LLVMFuzzerInitialize)
+                LLVMFuzzerInitialize(&argc, &argv);
         for (int i = 1; i < argc; i++) {
                 struct stat st;
                 DIR *d;
