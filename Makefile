@@ -27,11 +27,17 @@ unit: build
 demo: deps build
 	bash scripts/demo.sh $(BUILD)/bin
 
-$(ASAN_BUILD)/CMakeCache.txt:
-	CC=clang cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DTM_WERROR=ON \
-	    -DTM_SANITIZE=address,undefined $(CMAKE_FLAGS)
+# The sanitizer build also links the fuzz targets with libFuzzer (TM_FUZZ), so
+# its fuzz.* tests replay the corpora and, with TM_FUZZ_SECONDS=N in the
+# environment (.ci/run: 30), fuzz each target for N seconds.
+ASAN_FLAGS = -DCMAKE_BUILD_TYPE=Debug -DTM_WERROR=ON -DTM_SANITIZE=address,undefined -DTM_FUZZ=ON
 
+$(ASAN_BUILD)/CMakeCache.txt:
+	CC=clang cmake -S . -B $(ASAN_BUILD) $(ASAN_FLAGS) $(CMAKE_FLAGS)
+
+# re-configured every time: a build-asan from before TM_FUZZ picks it up
 asan: deps $(ASAN_BUILD)/CMakeCache.txt
+	CC=clang cmake -S . -B $(ASAN_BUILD) $(ASAN_FLAGS) $(CMAKE_FLAGS) >/dev/null
 	cmake --build $(ASAN_BUILD) -j $(JOBS)
 
 asan-test: asan
@@ -40,9 +46,10 @@ asan-test: asan
 	    LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp \
 	    ctest --output-on-failure -j $(JOBS)
 
+# An optimised libFuzzer build for long runs: tests/fuzz/campaign.sh uses it.
 fuzz: deps
 	CC=clang cmake -S . -B build-fuzz -DTM_FUZZ=ON -DTM_SANITIZE=address,undefined
-	cmake --build build-fuzz -j $(JOBS)
+	cmake --build build-fuzz -j $(JOBS) --target $$(cd tests/fuzz && ls fuzz_*.c | sed 's/\.c$$//')
 
 # standard staging: make install DESTDIR=/tmp/stage PREFIX=/usr
 PREFIX ?= /usr/local
