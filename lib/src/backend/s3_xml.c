@@ -283,6 +283,11 @@ int tm_s3__xml_walk(const char *doc, size_t len, tm_s3__xml_fn fn, void *userdat
                         x->p++;
                         name = x->p;
                         n = read_name(x);
+                        /* a close tag with nothing open (fuzz_s3xml) */
+                        if (x->depth == 0) {
+                                r = -EBADMSG;
+                                goto out;
+                        }
                         cur = x->plen[x->depth] - x->plen[x->depth - 1] - (x->depth > 1);
                         if (n == 0 || n != cur ||
                             memcmp(name, x->path + x->plen[x->depth] - cur, n) != 0) {
