@@ -7,6 +7,7 @@
 #
 #   make fuzz                                  # builds build-fuzz
 #   tests/fuzz/campaign.sh [target...]         # default: every fuzz_*.c
+#   tests/fuzz/campaign.sh --table             # results as a markdown table
 #
 # Environment: CPU_SECS (600; or the number in the file $OUT/cpu_secs, read
 # when a target starts, so a running campaign can be re-budgeted), MAX_WALL (cap in wall seconds, 7200), LANES
@@ -69,6 +70,25 @@ run_one() {
         echo "campaign: $t cpu=${cpu}s wall=$((now - start))s execs=${execs:-?} crashes=$crashes"
 }
 
+# The figures of docs/reliability.md: rounds of a target summed.
+table() {
+        echo "| target | CPU s | wall s | execs | corpus files | corpus KiB | crashes |"
+        echo "|---|---:|---:|---:|---:|---:|---:|"
+        awk -F'\t' '{ cpu[$1] += $2; wall[$1] += $3; ex[$1] += $4; cr[$1] += $7
+                      if (!($1 in seen)) { seen[$1] = 1; order[n++] = $1 } }
+                    END { for (i = 0; i < n; i++) { t = order[i]
+                                  printf "%s\t%d\t%d\t%d\t%d\n", t, cpu[t], wall[t], ex[t], cr[t] } }' \
+            "$OUT/results.tsv" | sort | while IFS=$'\t' read -r t cpu wall ex cr; do
+                d=tests/fuzz/corpus/$t
+                printf '| %s | %s | %s | %s | %s | %s | %s |\n' "$t" "$cpu" "$wall" "$ex" \
+                    "$(find "$d" -type f | wc -l)" "$(du -s --apparent-size -k "$d" | cut -f1)" "$cr"
+        done
+}
+
+if [ "${1:-}" = --table ]; then
+        table
+        exit
+fi
 if [ "${1:-}" = --one ]; then
         run_one "$2"
         exit
