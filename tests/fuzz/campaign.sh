@@ -16,7 +16,8 @@
 # One line per target is appended to $OUT/results.tsv:
 #   target cpu_s wall_s execs corpus_files corpus_kb crashes
 set -euo pipefail
-cd "$(dirname "$0")/../.."
+SELF=$(readlink -f "$0")
+cd "$(dirname "$SELF")/../.."
 ROOT=$PWD
 CPU_SECS=${CPU_SECS:-600}
 MAX_WALL=${MAX_WALL:-7200}
@@ -97,4 +98,4 @@ mkdir -p "$OUT"
 if [ $# = 0 ]; then
         set -- $(cd tests/fuzz && ls fuzz_*.c | sed 's/^fuzz_//; s/\.c$//')
 fi
-printf '%s\n' "$@" | xargs -P "$LANES" -n 1 "$0" --one
+printf '%s\n' "$@" | xargs -P "$LANES" -n 1 "$SELF" --one
