@@ -24,6 +24,9 @@ static void select_one(const tm_promtext *p, const struct tm_promtext_sample *s)
                 /* a repeated label name: lookups see its first value only */
                 if (tm_promtext_label(s, s->labels[i].name) != s->labels[i].value)
                         return;
+                /* matchers name labels of at most 127 bytes (promtext.c) */
+                if (strlen(s->labels[i].name) >= 128)
+                        return;
                 if ((size_t)snprintf(kv[n], sizeof(kv[n]), "%s=%s", s->labels[i].name,
                                      s->labels[i].value) >= sizeof(kv[n]))
                         return;
