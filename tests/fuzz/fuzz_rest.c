@@ -1,5 +1,5 @@
 /* Fuzz the REST bodies of the three daemons up to where a handler needs the
- * daemon's live state: the body parse every route gets (tm_http__body_parse,
+ * daemon's live state: the body parse of every route (tm_http__body_parse,
  * the one finish() in lib/src/http runs), the route's tm_http_unpack() format
  * (field types, required and unknown fields) and the lib validators the
  * handler then applies to the fields (strategy, durations, timestamps,
