@@ -534,6 +534,7 @@ static void test_xml(void **state)
                 "<?xml version=\"1.0\"",
                 "<a></a>trailing",
                 "<1/>",
+                "</a>", /* a close tag with nothing open (fuzz_s3xml) */
         };
         char deep[4096] = "";
         size_t i;
