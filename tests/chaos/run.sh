@@ -33,13 +33,16 @@
 set -euo pipefail
 ROUNDS=20
 MAX_SECONDS=0
+ONLY= SKIP=
 while (($#)); do
         case $1 in
         --rounds) ROUNDS=$2; shift 2 ;;
         --seed) export TM_TEST_SEED=$2; shift 2 ;;
         --max-seconds) MAX_SECONDS=$2; shift 2 ;;
+        --only) ONLY=$2; shift 2 ;;
+        --skip) SKIP=$2; shift 2 ;;
         -h | --help) sed -n '2,30p' "$0"; exit 0 ;;
-        *) echo "run.sh: unknown argument '$1' (--rounds N, --seed N, --max-seconds S)" >&2; exit 2 ;;
+        *) echo "run.sh: unknown argument '$1' (--rounds N, --seed N, --max-seconds S, --only A,B, --skip A,B)" >&2; exit 2 ;;
         esac
 done
 [[ $ROUNDS =~ ^[0-9]+$ && $MAX_SECONDS =~ ^[0-9]+$ ]] || { echo "run.sh: --rounds and --max-seconds take a number" >&2; exit 2; }
@@ -59,6 +62,7 @@ export UBSAN_OPTIONS="${UBSAN_OPTIONS:+$UBSAN_OPTIONS:}log_path=$T/san"
 
 # ---------------------------------------------------------------- layout
 SCENARIOS=(bkd_kill_backup bkd_kill_after cli_kill_prune s3_faults)
+[[ -x $TM_BIN/tidemark-monitord ]] && SCENARIOS+=(mon_kill)
 RFS="$T/repofs" CFS="$T/catfs"
 mkdir -p "$RFS" "$CFS"
 if is_root && mount -t tmpfs -o size=96m tmpfs "$RFS" 2>/dev/null; then
@@ -69,6 +73,34 @@ if is_root && mount -t tmpfs -o size=96m tmpfs "$RFS" 2>/dev/null; then
 else
         log "not root or no tmpfs: the disk-full scenarios are left out"
 fi
+# PostgreSQL 15 as the postgres user (root), pgbouncer and failoverd for the
+# failover rounds: tests/chaos/pg.bash
+if is_root && [[ -x ${PGBIN:=/usr/lib/postgresql/15/bin}/initdb ]] && id postgres >/dev/null 2>&1 &&
+        command -v runuser >/dev/null && command -v setpriv >/dev/null; then
+        . "$(dirname "$0")/pg.bash"
+        SCENARIOS+=(pg_primary_lost)
+        if command -v pgbouncer >/dev/null && [[ -x $TM_BIN/tidemark-failoverd ]]; then
+                SCENARIOS+=(fo_kill)
+        else
+                log "no pgbouncer or tidemark-failoverd: fo_kill is left out"
+        fi
+else
+        log "not root or no PostgreSQL 15 at $PGBIN: pg_primary_lost and fo_kill are left out"
+fi
+if [[ -n $ONLY ]]; then
+        only=()
+        for sc in ${ONLY//,/ }; do
+                [[ " ${SCENARIOS[*]} " == *" $sc "* ]] || fail "--only: '$sc' is not a scenario that can run here (${SCENARIOS[*]})"
+                only+=("$sc")
+        done
+        SCENARIOS=("${only[@]}")
+fi
+for sc in ${SKIP//,/ }; do
+        for i in "${!SCENARIOS[@]}"; do [[ ${SCENARIOS[$i]} != "$sc" ]] || unset "SCENARIOS[$i]"; done
+done
+SCENARIOS=("${SCENARIOS[@]}")
+((${#SCENARIOS[@]})) || fail "no scenario left to run"
+log "scenarios: ${SCENARIOS[*]}"
 export TIDEMARK_REPOSITORY="$RFS/repo" TIDEMARK_CATALOG="$CFS/catalog.db"
 S="$T/src" R="$T/replica"
 mkdir -p "$T/state" "$T/man" "$S"
@@ -147,9 +179,9 @@ bkd_kill() {
         kill -9 "$BKD_PID" 2>/dev/null || true
         wait "$BKD_PID" 2>/dev/null || true
 }
-post_backup() { # STRATEGY: queue a backup; sets JOB
+post_backup() { # STRATEGY [COMPONENT]: queue a backup; sets JOB
         http POST /api/v1/backup -H 'Content-Type: application/json' \
-                -d "{\"strategy\":\"$1\",\"components\":[\"files\"]}"
+                -d "{\"strategy\":\"$1\",\"components\":[\"${2:-files}\"]}"
         [[ $HTTP_STATUS == 202 ]] || { bkd_kill; fail "POST /api/v1/backup answered $HTTP_STATUS: $HTTP_BODY"; }
         JOB=$(json_get 'd["jobs"][0]["job_id"]' <<<"$HTTP_BODY")
 }
@@ -224,6 +256,102 @@ s3_faults() {
                         loss "a restore under S3 faults ($m) exited 0 but is not byte-exact"
                 fi
         fi
+}
+
+# ---- tidemark-monitord killed -9 while a runbook backs up through backupd
+MON_PID= MON_URL= MON_RB_MS=3000 MON_INC=
+mon_conf() { # the monitord configuration for this round's backupd
+        mkdir -p "$T/mstate"
+        cat >"$T/monitor.conf" <<CONF
+[monitor]
+state_dir = $T/mstate
+scrape_interval = 1s
+access_log = none
+[service.backupd]
+url = $BKD_URL
+tier = critical
+[runbook.chaos_backup]
+description = a backup of the files component through backupd, then wait for it
+step = http POST backupd /api/v1/backup {"strategy": "incremental", "components": ["files"]}
+step = wait_jobs 60s
+step = command echo "backed up for {incident_id}"
+CONF
+}
+mon_up() { # start monitord on the state of the earlier rounds; 1 when it does not
+        rm -f "$T/mon.port"
+        "$TM_BIN/tidemark-monitord" -c "$T/monitor.conf" --listen 127.0.0.1:0 \
+                --port-file "$T/mon.port" 2>>"$T/monitord.log" &
+        MON_PID=$!
+        on_exit "kill -9 $MON_PID 2>/dev/null"
+        local i
+        for ((i = 0; i < 200; i++)); do
+                [[ -s $T/mon.port ]] && break
+                kill -0 "$MON_PID" 2>/dev/null || return 1
+                sleep 0.05
+        done
+        [[ -s $T/mon.port ]] || return 1
+        MON_URL="http://127.0.0.1:$(cat "$T/mon.port")"
+}
+mon_kill9() {
+        kill -9 "$MON_PID" 2>/dev/null || true
+        wait "$MON_PID" 2>/dev/null || true
+}
+mhttp() { # METHOD PATH [BODY]: sets HTTP_STATUS and HTTP_BODY
+        HTTP_STATUS=$(curl -s -o "$T/.m.body" -w '%{http_code}' -X "$1" \
+                ${3:+-H 'Content-Type: application/json' --data "$3"} "$MON_URL$2") || HTTP_STATUS=000
+        HTTP_BODY=$(cat "$T/.m.body" 2>/dev/null || true)
+}
+mon_kill() {
+        local exe d s i
+        bkd_up
+        mon_conf
+        mon_up || { loss "tidemark-monitord does not start: $(tail -n 3 "$T/monitord.log")"; bkd_kill; return; }
+        # an incident for the runbook to write its steps on (one per round:
+        # the store keeps growing across the rounds)
+        mhttp POST /api/v1/incidents "{\"title\": \"chaos round $ROUND\", \"severity\": \"low\"}"
+        [[ $HTTP_STATUS == 201 ]] || { mon_kill9; bkd_kill; fail "POST /api/v1/incidents answered $HTTP_STATUS: $HTTP_BODY"; }
+        MON_INC=$(json_get 'd["id"]' <<<"$HTTP_BODY")
+        mhttp POST /api/v1/runbooks/execute "{\"runbook\": \"chaos_backup\", \"context\": {\"incident_id\": \"$MON_INC\"}}"
+        [[ $HTTP_STATUS == 202 ]] || { mon_kill9; bkd_kill; fail "runbook execute answered $HTTP_STATUS: $HTTP_BODY"; }
+        exe=$(json_get 'd["execution_id"]' <<<"$HTTP_BODY")
+        d=$(rand_ms $((MON_RB_MS + 300)))
+        sleep_ms "$d"
+        mhttp GET "/api/v1/runbooks/executions/$exe"
+        s=$(json_get 'd["state"]' <<<"$HTTP_BODY" 2>/dev/null || echo "?")
+        mon_kill9
+        NOTE="monitord killed ${d} ms into runbook execution $exe ($s)"
+        # the state of the killed daemon is the next one's
+        if ! mon_up; then
+                loss "tidemark-monitord does not start after a kill -9: $(tail -n 3 "$T/monitord.log")"
+                bkd_kill
+                return
+        fi
+        mhttp GET "/api/v1/runbooks/executions/$exe"
+        s=$(json_get 'd["state"]' <<<"$HTTP_BODY" 2>/dev/null || echo "unreadable")
+        NOTE+=", after the restart: HTTP $HTTP_STATUS, $s"
+        case $s in
+        interrupted | failed) ;;
+        succeeded)
+                # not killed in time: the duration sets the next kill window
+                MON_RB_MS=$(json_get 'max(300, int(d["duration_seconds"] * 1000))' <<<"$HTTP_BODY" 2>/dev/null || echo 3000) ;;
+        *) loss "runbook execution $exe after monitord's kill -9 and restart: HTTP $HTTP_STATUS, state '$s': $HTTP_BODY" ;;
+        esac
+        mhttp GET "/api/v1/incidents/$MON_INC"
+        if [[ $HTTP_STATUS != 200 ]] || ! json_get 'd["id"]' <<<"$HTTP_BODY" >/dev/null 2>&1; then
+                loss "incident $MON_INC unreadable after monitord's kill -9: HTTP $HTTP_STATUS $HTTP_BODY"
+        fi
+        mhttp GET /api/v1/incidents
+        [[ $HTTP_STATUS == 200 ]] && json_get 'd' <<<"$HTTP_BODY" >/dev/null 2>&1 ||
+                loss "the incident list is unreadable after monitord's kill -9: HTTP $HTTP_STATUS"
+        kill "$MON_PID" 2>/dev/null || true
+        i=0
+        wait "$MON_PID" 2>/dev/null || i=$?
+        ((i == 0)) || { ANOMALIES=$((ANOMALIES + 1)); log "ANOMALY (round $ROUND): monitord exited $i on SIGTERM"; }
+        # the backup the runbook started may still run: backupd dies too
+        d=$(rand_ms 2000)
+        sleep_ms "$d"
+        NOTE+="; backupd killed ${d} ms later"
+        bkd_kill
 }
 
 fill() { # DIR: fill its filesystem (leave a few KiB)
@@ -309,6 +437,7 @@ for ((ROUND = 1; ROUND <= ROUNDS; ROUND++)); do
         t=$(now_ms)
         "$sc"
         verify_round
+        [[ $sc != pg_primary_lost ]] || verify_pg
         # keep the number of snapshots (and the verification time) bounded
         if ((NSNAP > 6)); then
                 run tm forget --keep-last 4 --prune
@@ -319,7 +448,7 @@ done
 ROUND=$((ROUND - 1))
 summary=""
 for sc in "${!COUNT[@]}"; do summary+=" $sc=${COUNT[$sc]}"; done
-log "seed $TM_SEED: $ROUND rounds in $(($(date +%s) - T0)) s ($summary ), data lost: $LOST, anomalies (not losses): $ANOMALIES"
+log "seed $TM_SEED: $ROUND rounds in $(($(date +%s) - T0)) s ($summary ), data lost: $LOST, anomalies (not losses): $ANOMALIES${FO_OPERATOR:+, fo_kill rounds that needed the operator action: $FO_OPERATOR, standbys rebuilt: $FO_REBUILT}"
 for f in "$T"/san.*; do
         [[ -e $f ]] || continue
         head -n 30 "$f" >&2
