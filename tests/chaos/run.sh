@@ -3,11 +3,13 @@
 # programs, each round ending with proof that nothing committed was lost.
 #
 #     tests/chaos/run.sh [--rounds N] [--seed N] [--max-seconds S]
+#                        [--only A,B] [--skip A,B]
 #
 # One repository (on a small tmpfs), its catalog (on another), a warm tier
 # in s3rver behind tests/fake/s3front.py, and a directory replica. Every
 # round changes the source a little (a new "generation", whose content
-# manifest is kept), then does one of (chosen with the printed seed):
+# manifest is kept), then does one of (chosen with the printed seed; --only
+# and --skip narrow the draw):
 #
 #   bkd_kill_backup   tidemark-backupd runs a backup (REST API) and is
 #                     killed -9 at a random moment of it;
@@ -19,17 +21,27 @@
 #                     front injects 500s, SlowDown, resets, truncated bodies
 #                     or stalls into a share of the requests;
 #   disk_full_repo    a backup while the repository's filesystem is full;
-#   disk_full_catalog a backup while the catalog's filesystem is full.
+#   disk_full_catalog a backup while the catalog's filesystem is full
+#                     (both need root for the tmpfs mounts);
+#   mon_kill          tidemark-monitord killed -9 while a runbook backs up
+#                     through backupd; restarted on its state, the
+#                     execution must read interrupted/failed (or succeeded),
+#                     the incident store must read back; then backupd is
+#                     killed -9 too;
+#   pg_primary_lost   the PostgreSQL primary killed -9 mid base backup
+#                     (tests/chaos/pg.bash, which says what is checked);
+#   fo_kill           tidemark-failoverd killed -9 mid switchover/failback
+#                     (tests/chaos/pg.bash).
+#
+# The last two need root and PostgreSQL 15 (fo_kill also pgbouncer) and are
+# left out without them.
 #
 # Then, with every fault removed and no daemon running: check --read-data
 # passes, every listed snapshot restores byte-exact against the generation
 # it was taken from, and the replica (once it exists) passes check
-# --read-data. Anything else counts as data lost. The driver prints rounds
-# run and data lost and exits 1 on any loss.
-#
-# Not yet covered (hooks: add a scenario function and its name to
-# SCENARIOS): the PostgreSQL primary lost mid base backup, and kill -9 of
-# tidemark-failoverd / tidemark-monitord (not on main when this was written).
+# --read-data; after pg_primary_lost, the same for its own repository and
+# every base backup (see pg.bash). Anything else counts as data lost. The
+# driver prints rounds run and data lost and exits 1 on any loss.
 set -euo pipefail
 ROUNDS=20
 MAX_SECONDS=0
@@ -41,7 +53,7 @@ while (($#)); do
         --max-seconds) MAX_SECONDS=$2; shift 2 ;;
         --only) ONLY=$2; shift 2 ;;
         --skip) SKIP=$2; shift 2 ;;
-        -h | --help) sed -n '2,30p' "$0"; exit 0 ;;
+        -h | --help) sed -n '2,48p' "$0"; exit 0 ;;
         *) echo "run.sh: unknown argument '$1' (--rounds N, --seed N, --max-seconds S, --only A,B, --skip A,B)" >&2; exit 2 ;;
         esac
 done
