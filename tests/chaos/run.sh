@@ -53,7 +53,7 @@ while (($#)); do
         --max-seconds) MAX_SECONDS=$2; shift 2 ;;
         --only) ONLY=$2; shift 2 ;;
         --skip) SKIP=$2; shift 2 ;;
-        -h | --help) sed -n '2,46p' "$0"; exit 0 ;;
+        -h | --help) sed -n '2,44p' "$0"; exit 0 ;;
         *) echo "run.sh: unknown argument '$1' (--rounds N, --seed N, --max-seconds S, --only A,B, --skip A,B)" >&2; exit 2 ;;
         esac
 done
