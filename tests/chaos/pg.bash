@@ -74,7 +74,7 @@ writable() {
 }
 
 # ================================================================ pg_primary_lost
-PGL_READY=0 PGL_MS=3000 PGL_PORT=
+PGL_READY=0 PGL_MS=3000 PGL_PORT=''
 pgtm() { # the CLI on the postgres repository, as postgres
         as_pg "$TM_EXE" -r "$PG_T/repo" --password-file "$PG_T/pass" \
                 --catalog "$PG_T/catalog-cli.db" "$@"
@@ -257,7 +257,7 @@ verify_pg() {
 }
 
 # ================================================================ fo_kill
-FO_READY=0 FO_PID=
+FO_READY=0 FO_PID=''
 declare -A FO_MS=([failover]=4000 [failback]=12000)
 fo_setup() {
         local T=$FO_T

@@ -45,7 +45,7 @@
 set -euo pipefail
 ROUNDS=20
 MAX_SECONDS=0
-ONLY= SKIP=
+ONLY='' SKIP=''
 while (($#)); do
         case $1 in
         --rounds) ROUNDS=$2; shift 2 ;;
@@ -271,7 +271,7 @@ s3_faults() {
 }
 
 # ---- tidemark-monitord killed -9 while a runbook backs up through backupd
-MON_PID= MON_URL= MON_RB_MS=3000 MON_INC=
+MON_PID='' MON_URL='' MON_RB_MS=3000 MON_INC=''
 mon_conf() { # the monitord configuration for this round's backupd
         mkdir -p "$T/mstate"
         cat >"$T/monitor.conf" <<CONF
