@@ -512,7 +512,9 @@ static int temperature(tm_repo *repo, struct temp *t)
         r = tm_catalog_pack_foreach(tm_repo_catalog(repo), pack_cb, t);
         if (r < 0)
                 return r;
-        qsort(t->packs, t->n_packs, sizeof(*t->packs), pack_rec_cmp);
+        /* an empty repository has no array at all: qsort(NULL) is undefined */
+        if (t->n_packs > 1)
+                qsort(t->packs, t->n_packs, sizeof(*t->packs), pack_rec_cmp);
         for (size_t i = 0; i < t->n_packs; i++) {
                 tm_repo_pack_name(&t->packs[i].id, name, sizeof(name));
                 r = tm_backend_tier_where(be, name, &t->packs[i].mask);
