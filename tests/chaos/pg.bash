@@ -18,12 +18,17 @@
 #                    failover_env.bash; [failover] automatic = on) is
 #                    killed -9 at a random moment of a planned switchover
 #                    (or of a failback, when beta is the primary), then
-#                    restarted on its state. Sampled every ~100 ms from the
+#                    restarted on its state (the programs it ran, a hook
+#                    or pg_ctl, are killed with it, as systemd's
+#                    KillMode=control-group does). Sampled every ~100 ms from the
 #                    switchover on: never two writable primaries; once the
 #                    daemon has settled (30 s) at least one writable
 #                    primary, else the operator action of
 #                    docs/reliability.md is taken and counted; every
 #                    acknowledged row on the primary.
+#                    TM_CHAOS_FO_KILL_AFTER=STEP (fence, stop-old-primary,
+#                    promote, ...) kills right after that step of the
+#                    job's log instead of at a random moment.
 #
 # Lazily set up on the first round that draws them; a broken setup fails
 # the run (it is not a round's fault).
@@ -272,7 +277,7 @@ access_log = $T/state/access.log
 [failover]
 primary = alpha
 service_tier = critical
-pg_bin = $PGBIN
+pg_bin = $T/pgbin
 state_dir = $T/state
 check_interval = 1s
 connect_timeout = 2s
@@ -302,6 +307,18 @@ exec '$TM_SRC/contrib/hooks/pgbouncer-switch.sh'
 EOC
         chmod 755 "$T/switch.sh"
         chown postgres: "$T/tidemark.conf"
+        # the daemon's PostgreSQL programs; with TM_CHAOS_FO_KILL_AFTER=fence
+        # its "pg_ctl stop" waits 5 s, so that the kill lands between the
+        # fence and the stop (the ~100 ms gap is too short to hit by polling)
+        mkdir -p "$T/pgbin"
+        ln -sf "$PGBIN"/* "$T/pgbin/"
+        rm -f "$T/pgbin/pg_ctl"
+        cat >"$T/pgbin/pg_ctl" <<EOC
+#!/bin/sh
+case " \$* " in *" stop "*) [ "${TM_CHAOS_FO_KILL_AFTER:-}" != fence ] || sleep 5 ;; esac
+exec '$PGBIN/pg_ctl' "\$@"
+EOC
+        chmod 755 "$T/pgbin/pg_ctl"
         on_exit '[[ -z $FO_PID ]] || kill -9 $FO_PID 2>/dev/null || true'
         FO_READY=1
 }
@@ -321,7 +338,10 @@ fo_up() {
         [[ -s $FO_T/state/port ]] || return 1
         API="http://127.0.0.1:$(cat "$FO_T/state/port")"
 }
+# the daemon and what it runs (a hook, pg_ctl): systemd's default
+# KillMode=control-group ends them with a crashed daemon
 fo_kill9() {
+        [[ -z $FO_PID ]] || pkill -9 -P "$FO_PID" 2>/dev/null || true
         kill -9 "$FO_PID" 2>/dev/null || true
         wait "$FO_PID" 2>/dev/null || true
         FO_PID=
@@ -386,9 +406,19 @@ fo_kill() {
         t0=$(now_ms)
         CODE=$(curl -s -o "$FO_T/.post" -w '%{http_code}' -X POST -H 'Content-Type: application/json' \
                 --data "$body" "$API/api/v1/$op") || CODE=000
-        d=$(rand_ms $((FO_MS[$op] + 300)))
-        i=$((d - ($(now_ms) - t0)))
-        ((i <= 0)) || sleep_ms "$i"
+        if [[ -n ${TM_CHAOS_FO_KILL_AFTER:-} ]]; then
+                # a replay of one kill point: right after step X of the job
+                for ((i = 0; i < 3000; i++)); do
+                        tail -n +"$((n0 + 1))" "$FO_T/failoverd.log" |
+                                grep -q "\"msg\":\"step $TM_CHAOS_FO_KILL_AFTER \(succeeded\|failed\|skipped\)" && break
+                        sleep 0.01
+                done
+                d=$(($(now_ms) - t0))
+        else
+                d=$(rand_ms $((FO_MS[$op] + 300)))
+                i=$((d - ($(now_ms) - t0)))
+                ((i <= 0)) || sleep_ms "$i"
+        fi
         fo_kill9
         [[ $CODE == 202 ]] || fail "POST /api/v1/$op answered $CODE: $(cat "$FO_T/.post")"
         [[ $(cat "$FO_T/.post") =~ \"job_id\":([0-9]+) ]] || fail "POST /api/v1/$op: no job id in $(cat "$FO_T/.post")"
