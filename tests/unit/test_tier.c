@@ -320,6 +320,20 @@ static void assert_check_clean(tm_repo *r)
         assert_int_equal(st.errors, 0);
 }
 
+/* A lifecycle pass on a repository without a pack (backupd's schedule can
+ * run one before the first backup) moves nothing and fails nothing. */
+static void test_tier_empty(void **state)
+{
+        struct tfix *f = tfix_new();
+        struct tm_tier_stats st;
+
+        (void)state;
+        run_at(f, 1000000000LL * 86400 * 365 * 60, &st);
+        assert_int_equal(st.moved, 0);
+        assert_int_equal(st.packs[TM_TIER_HOT], 0);
+        tfix_free(f);
+}
+
 static void test_tier_lifecycle(void **state)
 {
         struct tfix *f = tfix_new();
@@ -489,6 +503,7 @@ int main(void)
                 cmocka_unit_test(test_tier_config),
                 cmocka_unit_test(test_tier_target),
                 cmocka_unit_test(test_tiered_backend),
+                cmocka_unit_test(test_tier_empty),
                 cmocka_unit_test(test_tier_lifecycle),
         };
 
