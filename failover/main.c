@@ -88,6 +88,44 @@ static int open_repository(struct fo *f)
         return 0;
 }
 
+/*
+ * A failover or failback killed with the daemon (kill -9, a host crash)
+ * may have fenced the primary and promoted nothing: the platform then has
+ * no writable database, and automatic failover does not step in because
+ * the fenced primary still answers (tests/chaos fo_kill found it). At
+ * start-up, lift such a fence when it is provably the only primary.
+ */
+static void recover_interrupted(struct fo *f)
+{
+        struct tm_job *a = NULL;
+        size_t n = 0;
+        char site[TM_DR_NAME_MAX + 1], err[768];
+        int r, interrupted = 0;
+
+        if (tm_jobs_list(f->jobs, &a, &n) < 0)
+                return;
+        for (size_t i = n; i-- > 0;)
+                if (!strcmp(a[i].kind, "failover") || !strcmp(a[i].kind, "failback")) {
+                        interrupted = !strcmp(a[i].state, "interrupted");
+                        break;
+                }
+        tm_job_array_free(a, n);
+        if (!interrupted)
+                return;
+        r = tm_dr_recover_fence(f->dr, site, sizeof(site), err, sizeof(err));
+        if (r > 0) {
+                tm_log(TM_LOG_WARN,
+                       "the last failover was interrupted and left '%s' fenced with no other "
+                       "primary: its fence is lifted",
+                       site);
+                fo_check_sites(f);
+        } else if (r < 0) {
+                tm_log(TM_LOG_ERR, "the last failover was interrupted: %s", err);
+        } else {
+                tm_log(TM_LOG_INFO, "the last failover was interrupted; no primary is left fenced");
+        }
+}
+
 int main(int argc, char **argv)
 {
         static const struct option opts[] = {
@@ -208,6 +246,7 @@ int main(int argc, char **argv)
                          f.dr->primary ? f.dr->primary : f.dr->sites[0].name);
                 fo_state_load(&f);
                 fo_check_sites(&f);
+                recover_interrupted(&f);
                 tm_log(TM_LOG_INFO, "%zu sites, primary '%s', automatic failover %s",
                        f.dr->n_sites, f.active, f.dr->automatic ? "on" : "off");
                 r = fo_monitor_start(&f);

@@ -269,6 +269,34 @@ static void test_unreachable(void **state)
         tm_dr_health_dispose(&h);
 }
 
+/* A fence is lifted only when every site answers: with one that does not,
+ * nothing is touched and the error names it (the positive path needs real
+ * servers: tests/integration/failover_interrupted.sh). */
+static void test_recover_fence_refuses(void **state)
+{
+        struct tm_config *cfg = NULL;
+        struct tm_dr_conf *dr = NULL;
+        char text[512], err[768], site[64];
+
+        (void)state;
+        snprintf(text, sizeof(text),
+                 "[site.alpha]\nconninfo = host=127.0.0.1 port=%d user=postgres "
+                 "connect_timeout=1\n",
+                 dead_port());
+        assert_int_equal(load(text, &cfg, &dr, err, sizeof(err)), 0);
+        assert_int_equal(tm_dr_recover_fence(dr, site, sizeof(site), err, sizeof(err)), -EAGAIN);
+        assert_non_null(strstr(err, "site 'alpha' does not answer"));
+        assert_non_null(strstr(err, "default_transaction_read_only"));
+        assert_string_equal(site, "");
+        tm_dr_conf_free(dr);
+        tm_config_free(cfg);
+        /* no sites: nothing to recover */
+        assert_int_equal(load("[failover]\nstate_dir = /s\n", &cfg, &dr, err, sizeof(err)), 0);
+        assert_int_equal(tm_dr_recover_fence(dr, site, sizeof(site), err, sizeof(err)), 0);
+        tm_dr_conf_free(dr);
+        tm_config_free(cfg);
+}
+
 static void test_flows_refuse(void **state)
 {
         struct tm_config *cfg;
@@ -703,7 +731,7 @@ int main(void)
                 cmocka_unit_test(test_flows_refuse),  cmocka_unit_test(test_pitr),
                 cmocka_unit_test(test_timeline),      cmocka_unit_test(test_drill_no_backup),
                 cmocka_unit_test(test_reports),       cmocka_unit_test(test_tier_factor),
-                cmocka_unit_test(test_timeline_cold),
+                cmocka_unit_test(test_timeline_cold), cmocka_unit_test(test_recover_fence_refuses),
         };
 
         return cmocka_run_group_tests(tests, setup, teardown);

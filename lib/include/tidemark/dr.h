@@ -212,6 +212,20 @@ struct tm_dr_outcome {
  * refused), -EIO (a hook failed after promotion: the promotion stands).
  * Thread-safety: one flow at a time per set of sites (the caller's job).
  */
+/**
+ * tm_dr_recover_fence() - after a failover or failback that was killed
+ * between its fence and the promotion: when every site answers, exactly one
+ * is a primary (not in recovery) and that one is fenced (new transactions
+ * read-only, as the fence step leaves it), lift the fence: nothing was
+ * promoted, so it is the only primary and the platform has none writable.
+ * Returns 1 (unfenced; site gets its name), 0 (nothing to do: a primary is
+ * writable, none is a primary, or more than one is), -EAGAIN (a site does
+ * not answer: no one can tell that it was not promoted, so the fence stays
+ * and err says what an operator must check), -errno.
+ */
+int tm_dr_recover_fence(const struct tm_dr_conf *c, char *site, size_t n, char *err,
+                        size_t errlen);
+
 int tm_dr_failover(const struct tm_dr_conf *c, const struct tm_dr_failover_opts *o,
                    struct tm_dr_log *log, struct tm_dr_outcome *ret, char *err, size_t errlen);
 

@@ -255,6 +255,54 @@ static void sql_unfence(const struct tm_dr_conf *c, const struct tm_dr_site *s)
                           err, sizeof(err));
 }
 
+int tm_dr_recover_fence(const struct tm_dr_conf *c, char *site, size_t n, char *err,
+                        size_t errlen)
+{
+        const struct tm_dr_site *primary = NULL;
+        size_t primaries = 0;
+        char v[64] = "", msg[256] = "";
+        int fenced = 0;
+
+        if (n)
+                site[0] = '\0';
+        if (errlen)
+                err[0] = '\0';
+        for (size_t i = 0; i < c->n_sites; i++) {
+                const struct tm_dr_site *s = &c->sites[i];
+
+                if (tm_dr_sql(s->conninfo, c->connect_timeout_ns,
+                              "SELECT pg_is_in_recovery()::text || ',' || "
+                              "current_setting('default_transaction_read_only')",
+                              v, sizeof(v), msg, sizeof(msg)) < 0) {
+                        snprintf(err, errlen,
+                                 "site '%s' does not answer (%s): it may have been promoted, "
+                                 "so a fenced primary stays fenced; check every site, then "
+                                 "ALTER SYSTEM RESET default_transaction_read_only on the one "
+                                 "primary",
+                                 s->name, msg);
+                        return -EAGAIN;
+                }
+                if (!strncmp(v, "false,", 6)) {
+                        primaries++;
+                        primary = s;
+                        fenced = !strcmp(v + 6, "on");
+                }
+        }
+        if (primaries != 1 || !fenced)
+                return 0;
+        sql_unfence(c, primary);
+        if (tm_dr_sql(primary->conninfo, c->connect_timeout_ns,
+                      "SELECT current_setting('default_transaction_read_only')", v, sizeof(v),
+                      msg, sizeof(msg)) < 0 ||
+            strcmp(v, "off") != 0) {
+                snprintf(err, errlen, "cannot lift the fence on '%s': %s", primary->name,
+                         msg[0] ? msg : "still read-only");
+                return -EPROTO;
+        }
+        snprintf(site, n, "%s", primary->name);
+        return 1;
+}
+
 int tm_dr_failover(const struct tm_dr_conf *c, const struct tm_dr_failover_opts *o,
                    struct tm_dr_log *log, struct tm_dr_outcome *ret, char *err, size_t errlen)
 {
