@@ -231,6 +231,9 @@ struct fs {
         pthread_mutex_t synth_lock;
         struct fs_synth *synth;
         size_t n_synth;
+        /* the node count at the last heap trim, or its high-water mark
+         * since (fs_do_forget; atomic) */
+        size_t trim_mark;
 };
 
 struct fs_synth {
