@@ -298,8 +298,6 @@ static int api_backups_status(struct tm_http_req *rq, json_t *body, json_t **ret
         return *ret ? 200 : -ENOMEM;
 }
 
-#define LIST_CACHE_TTL_NS (60 * TM_NSEC_PER_SEC)
-
 /* The mtime of <repository>/snapshots: every snapshot saved or removed
  * changes it. Returns 0 or -errno. */
 static int snapshots_mtime(struct bkd *b, struct timespec *ret)
@@ -314,33 +312,6 @@ static int snapshots_mtime(struct bkd *b, struct timespec *ret)
         return 0;
 }
 
-static char *list_cache_get(struct bkd *b, const struct timespec *mtime)
-{
-        char *copy = NULL;
-
-        pthread_mutex_lock(&b->list_lock);
-        if (b->list_cache && b->list_mtime.tv_sec == mtime->tv_sec &&
-            b->list_mtime.tv_nsec == mtime->tv_nsec &&
-            tm_time_mono() - b->list_at < LIST_CACHE_TTL_NS)
-                copy = strdup(b->list_cache);
-        pthread_mutex_unlock(&b->list_lock);
-        return copy;
-}
-
-static void list_cache_put(struct bkd *b, const struct timespec *mtime, const char *text)
-{
-        char *copy = strdup(text);
-
-        if (!copy)
-                return;
-        pthread_mutex_lock(&b->list_lock);
-        free(b->list_cache);
-        b->list_cache = copy;
-        b->list_mtime = *mtime;
-        b->list_at = tm_time_mono();
-        pthread_mutex_unlock(&b->list_lock);
-}
-
 static int api_backups_list(struct tm_http_req *rq, json_t *body, json_t **ret)
 {
         struct bkd *b = tm_http_app(rq);
@@ -351,6 +322,7 @@ static int api_backups_list(struct tm_http_req *rq, json_t *body, json_t **ret)
         size_t n = 0;
         json_t *list;
         struct timespec mtime;
+        char tag[48];
         int r, cacheable = 0;
 
         if (component && !component[0])
@@ -358,14 +330,13 @@ static int api_backups_list(struct tm_http_req *rq, json_t *body, json_t **ret)
         /* stat before listing: a snapshot saved in between makes the next
          * request miss the cache rather than serve a stale list forever */
         if (!component && !from && !to && !strategy && snapshots_mtime(b, &mtime) >= 0) {
-                char *hit = list_cache_get(b, &mtime);
+                int hit;
 
-                tm_log(TM_LOG_DEBUG, "list cache %s at mtime %lld.%09ld", hit ? "hit" : "miss",
-                       (long long)mtime.tv_sec, mtime.tv_nsec);
-                if (hit) {
-                        r = tm_http_set_text_take(rq, "application/json", hit);
-                        return r < 0 ? r : 200;
-                }
+                snprintf(tag, sizeof(tag), "%lld.%09ld", (long long)mtime.tv_sec, mtime.tv_nsec);
+                hit = tm_http_cache_serve(b->list_cache, rq, "backups", tag);
+                tm_log(TM_LOG_DEBUG, "list cache %s at mtime %s", hit ? "hit" : "miss", tag);
+                if (hit)
+                        return 200;
                 cacheable = 1;
         }
         if (from && tm_time_parse(from, &tfrom, NULL) < 0)
@@ -397,28 +368,8 @@ static int api_backups_list(struct tm_http_req *rq, json_t *body, json_t **ret)
         if (!list)
                 return -ENOMEM;
         *ret = json_pack("{s:o, s:I}", "backups", list, "count", (json_int_t)json_array_size(list));
-        if (*ret && cacheable) {
-                /* the same bytes the dispatcher would send */
-                char *text = json_dumps(*ret, JSON_COMPACT | JSON_REAL_PRECISION(10));
-                char *grown = NULL;
-                size_t len;
-
-                if (text) {
-                        len = strlen(text);
-                        grown = realloc(text, len + 2);
-                        if (!grown)
-                                free(text);
-                        text = grown;
-                        if (text) {
-                                memcpy(text + len, "\n", 2);
-                                list_cache_put(b, &mtime, text);
-                                json_decref(*ret);
-                                *ret = NULL;
-                                r = tm_http_set_text_take(rq, "application/json", text);
-                                return r < 0 ? r : 200;
-                        }
-                }
-        }
+        if (*ret && cacheable && tm_http_cache_store(b->list_cache, rq, "backups", tag, ret) == 0)
+                return 200;
         return *ret ? 200 : -ENOMEM;
 }
 

@@ -79,10 +79,7 @@ struct bkd {
         /* the unfiltered GET /api/v1/backups answer, valid while the
          * repository's snapshots/ directory keeps its mtime (and for at
          * most a minute): 1000 snapshots take ~50 ms to list and encode */
-        pthread_mutex_t list_lock;
-        char *list_cache;
-        struct timespec list_mtime;
-        int64_t list_at;
+        tm_http_cache *list_cache;
 };
 
 /* jobs.c */

@@ -131,7 +131,6 @@ int main(int argc, char **argv)
         pthread_mutex_init(&b.retention_lock, NULL);
         pthread_mutex_init(&b.qlock, NULL);
         pthread_mutex_init(&b.stats_lock, NULL);
-        pthread_mutex_init(&b.list_lock, NULL);
         pthread_cond_init(&b.qcond, NULL);
         pthread_cond_init(&b.qidle, NULL);
         pthread_cond_init(&b.sched_cond, NULL);
@@ -175,6 +174,10 @@ int main(int argc, char **argv)
         if (r < 0)
                 goto out;
         r = tm_audit_open(b.cfg->audit_log ? b.cfg->audit_log : audit_path, &b.audit);
+        if (r < 0)
+                goto out;
+        /* at most a minute, even if the mtime misses a change */
+        r = tm_http_cache_new(60 * TM_NSEC_PER_SEC, &b.list_cache);
         if (r < 0)
                 goto out;
         r = tm_metrics_new(&b.metrics);
@@ -264,7 +267,7 @@ out:
         free(b.workers);
         free(b.next_run);
         tm_metrics_free(b.metrics);
-        free(b.list_cache);
+        tm_http_cache_free(b.list_cache);
         tm_audit_close(b.audit);
         tm_jobs_close(b.jobs);
         tm_repo_free(b.repo);

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <tidemark/log.h>
@@ -1022,6 +1023,23 @@ static int api_pitr(struct tm_http_req *rq, json_t *body, json_t **ret)
         return 200;
 }
 
+/* What a timeline depends on that a stat can see: the snapshots (a local
+ * repository's snapshots/ directory) and the drill reports. The cache's
+ * few seconds of life cover the rest (tier moves, S3). */
+static void timeline_tag(const struct fo *f, const char *reports, char *tag, size_t n)
+{
+        char path[4200];
+        struct stat a = { 0 }, b = { 0 };
+
+        snprintf(path, sizeof(path), "%s/snapshots", f->repo_location);
+        if (stat(path, &a) < 0)
+                a = (struct stat){ 0 };
+        if (stat(reports, &b) < 0)
+                b = (struct stat){ 0 };
+        snprintf(tag, n, "%lld.%09ld/%lld.%09ld", (long long)a.st_mtim.tv_sec,
+                 a.st_mtim.tv_nsec, (long long)b.st_mtim.tv_sec, b.st_mtim.tv_nsec);
+}
+
 static int api_timeline(struct tm_http_req *rq, json_t *body, json_t **ret)
 {
         struct fo *f = tm_http_app(rq);
@@ -1029,7 +1047,7 @@ static int api_timeline(struct tm_http_req *rq, json_t *body, json_t **ret)
         const struct tm_dr_tier *t = tm_dr_tier_find(f->dr, f->dr->service_tier);
         struct tm_dr_timeline_opts o = { 0 };
         int64_t start = 0, end = tm_time_now(), prec = 0;
-        char reports[4300];
+        char reports[4300], key[512], tag[96];
         int r;
 
         if (s && tm_time_parse(s, &start, NULL) < 0)
@@ -1050,12 +1068,19 @@ static int api_timeline(struct tm_http_req *rq, json_t *body, json_t **ret)
         o.rto_ns = t ? t->rto_ns : 0;
         drill_paths(f, reports, sizeof(reports), NULL, 0);
         o.reports_dir = reports;
+        snprintf(key, sizeof(key), "%s|%s", s ? s : "", e ? e : "");
+        timeline_tag(f, reports, tag, sizeof(tag));
+        if (tm_http_cache_serve(f->timeline_cache, rq, key, tag))
+                return 200;
         pthread_mutex_lock(&f->repo_lock);
         r = tm_repo_refresh(f->repo);
         if (r >= 0)
                 r = tm_dr_timeline(f->repo, &o, ret);
         pthread_mutex_unlock(&f->repo_lock);
-        return r < 0 ? r : 200;
+        if (r < 0)
+                return r;
+        tm_http_cache_store(f->timeline_cache, rq, key, tag, ret);
+        return 200;
 }
 
 /* ---- documentation ---- */

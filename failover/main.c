@@ -20,6 +20,7 @@
 #include <tidemark/daemon.h>
 #include <tidemark/harden.h>
 #include <tidemark/log.h>
+#include <tidemark/time.h>
 
 #include "fo.h"
 
@@ -62,6 +63,11 @@ static int open_repository(struct fo *f)
         r = tm_repo_open(&o, &f->repo);
         if (r < 0)
                 return tm_log_errno(TM_LOG_ERR, r, "cannot open the repository '%s'", loc);
+        f->repo_location = loc;
+        /* a few seconds: an answer without end= runs up to now */
+        r = tm_http_cache_new(5 * TM_NSEC_PER_SEC, &f->timeline_cache);
+        if (r < 0)
+                return r;
         /* restores run the tidemark program, with a catalog of their own */
         if (f->dr->tidemark) {
                 snprintf(f->tidemark, sizeof(f->tidemark), "%s", f->dr->tidemark);
@@ -329,6 +335,7 @@ out:
         tm_audit_close(f.audit);
         tm_jobs_close(f.jobs);
         tm_repo_free(f.repo);
+        tm_http_cache_free(f.timeline_cache);
         tm_daemon_secret_free(f.password);
         tm_daemon_secret_free(key);
         free(cert);

@@ -28,6 +28,9 @@
 #include <tidemark/config.h>
 #include <tidemark/http.h>
 #include <tidemark/metrics.h>
+#include <tidemark/time.h>
+
+#include "http/http_internal.h"
 
 #define TOK_VIEW "viewer-secret"
 #define TOK_OP   "operator-secret"
@@ -455,6 +458,51 @@ static void test_audit_shared(void **state)
         assert_int_equal(lines, 150);
 }
 
+/* The answer cache: a miss, then the same bytes the dispatcher sends; a new
+ * tag or an aged entry misses; the oldest of more than 8 keys goes. */
+static void test_cache(void **state)
+{
+        tm_http_cache *c = NULL, *aged = NULL;
+        struct tm_http_req *rq = tm_http__req_new();
+        json_t *a;
+        char key[16];
+
+        (void)state;
+        assert_non_null(rq);
+        assert_int_equal(tm_http_cache_new(60 * TM_NSEC_PER_SEC, &c), 0);
+        assert_int_equal(tm_http_cache_serve(c, rq, "k", "t1"), 0);
+        a = json_pack("{s:i, s:f}", "n", 3, "x", 0.5);
+        assert_int_equal(tm_http_cache_store(c, rq, "k", "t1", &a), 0);
+        assert_null(a);
+        assert_string_equal(tm_http__req_text(rq), "{\"n\":3,\"x\":0.5}\n");
+        tm_http__req_free(rq);
+        rq = tm_http__req_new();
+        assert_int_equal(tm_http_cache_serve(c, rq, "k", "t1"), 1);
+        assert_string_equal(tm_http__req_text(rq), "{\"n\":3,\"x\":0.5}\n");
+        assert_int_equal(tm_http_cache_serve(c, rq, "other", "t1"), 0);
+        assert_int_equal(tm_http_cache_serve(c, rq, "k", "t2"), 0); /* inputs changed */
+        assert_int_equal(tm_http_cache_serve(c, rq, "k", "t1"), 0); /* and it was dropped */
+        for (int i = 0; i < 9; i++) {
+                snprintf(key, sizeof(key), "k%d", i);
+                a = json_pack("{s:i}", "i", i);
+                assert_int_equal(tm_http_cache_store(c, rq, key, "t", &a), 0);
+        }
+        assert_int_equal(tm_http_cache_serve(c, rq, "k0", "t"), 0); /* the oldest went */
+        assert_int_equal(tm_http_cache_serve(c, rq, "k8", "t"), 1);
+        assert_string_equal(tm_http__req_text(rq), "{\"i\":8}\n");
+        assert_int_equal(tm_http_cache_serve(c, rq, "k1", "t"), 1);
+        /* an entry older than the ttl is not served */
+        assert_int_equal(tm_http_cache_new(1, &aged), 0);
+        a = json_pack("{s:i}", "i", 1);
+        assert_int_equal(tm_http_cache_store(aged, rq, "k", "t", &a), 0);
+        usleep(1000);
+        assert_int_equal(tm_http_cache_serve(aged, rq, "k", "t"), 0);
+        tm_http_cache_free(aged);
+        tm_http_cache_free(c);
+        tm_http_cache_free(NULL);
+        tm_http__req_free(rq);
+}
+
 static int h_app(struct tm_http_req *rq, json_t *body, json_t **ret)
 {
         *ret = json_pack("{s:s}", "app", (const char *)tm_http_app(rq));
@@ -760,6 +808,7 @@ int main(void)
                 cmocka_unit_test_setup_teardown(test_endless_body_cut_off, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_access_and_audit_log, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_audit_shared, setup, teardown),
+                cmocka_unit_test(test_cache),
                 cmocka_unit_test(test_app_and_quiesce),
                 cmocka_unit_test(test_serve_bad_listen),
                 cmocka_unit_test(test_metrics),

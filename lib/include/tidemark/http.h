@@ -115,6 +115,27 @@ int tm_http_fail(struct tm_http_req *rq, int err, const char *fmt, ...)
  * on failure. Returns 0 or -ENOMEM. */
 int tm_http_set_text_take(struct tm_http_req *rq, const char *content_type, char *text);
 
+/*
+ * A cache of answers for expensive read routes: a few entries, each under a
+ * key (the route and its arguments) and a tag the caller derives from what
+ * the answer depends on (a directory's mtime, a generation). An entry is
+ * served while its tag matches and it is younger than ttl; the oldest entry
+ * makes room for a new one. Thread-safe.
+ */
+typedef struct tm_http_cache tm_http_cache;
+/* Returns 0 and *ret, or -ENOMEM. */
+int tm_http_cache_new(int64_t ttl_ns, tm_http_cache **ret);
+void tm_http_cache_free(tm_http_cache *c);
+/* On a hit answer rq with the cached bytes and return 1; 0 on a miss. */
+int tm_http_cache_serve(tm_http_cache *c, struct tm_http_req *rq, const char *key,
+                        const char *tag);
+/* Keep *answer (the JSON the handler would return) under key and tag, and
+ * answer rq with the same bytes the dispatcher would send; *answer is
+ * consumed (set to NULL). Returns 0, or -ENOMEM with *answer left for the
+ * dispatcher. */
+int tm_http_cache_store(tm_http_cache *c, struct tm_http_req *rq, const char *key,
+                        const char *tag, json_t **answer);
+
 /* ---- helpers shared by daemons and tests ---- */
 /* The status an errno maps to (see the table above); err may be negative. */
 int tm_http_status_for_errno(int err);

@@ -522,9 +522,12 @@ static enum MHD_Result send_text(struct tm_http_req *rq, int status, const char 
         return ret;
 }
 
+/* every JSON answer, cached or not, is these bytes plus a newline */
+#define JSON_ANSWER_FLAGS (JSON_COMPACT | JSON_REAL_PRECISION(10))
+
 static enum MHD_Result send_json(struct tm_http_req *rq, int status, json_t *o)
 {
-        char *s = json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(10));
+        char *s = json_dumps(o, JSON_ANSWER_FLAGS);
         size_t n;
 
         if (!s)
@@ -605,6 +608,11 @@ void tm_http__req_free(struct tm_http_req *rq)
 const char *tm_http__req_msg(const struct tm_http_req *rq)
 {
         return rq->msg;
+}
+
+const char *tm_http__req_text(const struct tm_http_req *rq)
+{
+        return rq->text;
 }
 
 static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
@@ -967,4 +975,119 @@ out:
         tm_buf_dispose(&c);
         tm_buf_dispose_secret(&k);
         return r;
+}
+
+/* ---- the answer cache ---- */
+
+#define CACHE_ENTRIES 8
+
+struct cache_entry {
+        char *key, *tag, *text;
+        int64_t at; /* monotonic ns; 0 = empty */
+};
+
+struct tm_http_cache {
+        pthread_mutex_t lock;
+        int64_t ttl_ns;
+        struct cache_entry e[CACHE_ENTRIES];
+};
+
+int tm_http_cache_new(int64_t ttl_ns, tm_http_cache **ret)
+{
+        tm_http_cache *c = calloc(1, sizeof(*c));
+
+        if (!c)
+                return -ENOMEM;
+        pthread_mutex_init(&c->lock, NULL);
+        c->ttl_ns = ttl_ns;
+        *ret = c;
+        return 0;
+}
+
+static void entry_clear(struct cache_entry *e)
+{
+        free(e->key);
+        free(e->tag);
+        free(e->text);
+        *e = (struct cache_entry){ 0 };
+}
+
+void tm_http_cache_free(tm_http_cache *c)
+{
+        if (!c)
+                return;
+        for (size_t i = 0; i < CACHE_ENTRIES; i++)
+                entry_clear(&c->e[i]);
+        pthread_mutex_destroy(&c->lock);
+        free(c);
+}
+
+int tm_http_cache_serve(tm_http_cache *c, struct tm_http_req *rq, const char *key,
+                        const char *tag)
+{
+        char *copy = NULL;
+        int64_t now = tm_time_mono();
+
+        pthread_mutex_lock(&c->lock);
+        for (size_t i = 0; i < CACHE_ENTRIES; i++) {
+                struct cache_entry *e = &c->e[i];
+
+                if (!e->at || strcmp(e->key, key) != 0)
+                        continue;
+                if (strcmp(e->tag, tag) == 0 && now - e->at < c->ttl_ns)
+                        copy = strdup(e->text);
+                else
+                        entry_clear(e); /* stale: its inputs changed or it aged */
+                break;
+        }
+        pthread_mutex_unlock(&c->lock);
+        if (!copy)
+                return 0;
+        return tm_http_set_text_take(rq, "application/json", copy) == 0;
+}
+
+int tm_http_cache_store(tm_http_cache *c, struct tm_http_req *rq, const char *key,
+                        const char *tag, json_t **answer)
+{
+        struct cache_entry n = { 0 }, *slot = NULL;
+        char *text = json_dumps(*answer, JSON_ANSWER_FLAGS), *grown, *copy;
+        size_t len;
+
+        if (!text)
+                return -ENOMEM;
+        len = strlen(text);
+        grown = realloc(text, len + 2);
+        if (!grown) {
+                free(text);
+                return -ENOMEM;
+        }
+        text = grown;
+        memcpy(text + len, "\n", 2);
+        copy = strdup(text);
+        n.key = strdup(key);
+        n.tag = strdup(tag);
+        n.text = text;
+        if (!copy || !n.key || !n.tag) {
+                free(copy);
+                entry_clear(&n);
+                return -ENOMEM;
+        }
+        n.at = tm_time_mono();
+        pthread_mutex_lock(&c->lock);
+        for (size_t i = 0; i < CACHE_ENTRIES; i++) {
+                struct cache_entry *e = &c->e[i];
+
+                if (e->at && !strcmp(e->key, key)) {
+                        slot = e;
+                        break;
+                }
+                if (!slot || !e->at || (slot->at && e->at < slot->at))
+                        slot = e;
+        }
+        entry_clear(slot);
+        *slot = n;
+        pthread_mutex_unlock(&c->lock);
+        json_decref(*answer);
+        *answer = NULL;
+        return tm_http_set_text_take(rq, "application/json", copy);
 }

@@ -1,7 +1,8 @@
 #pragma once
-/* Entry points for the fuzz target of the REST bodies (tests/fuzz/fuzz_rest.c):
- * the body parse every route's handler gets, and a request without a
- * connection on which tm_http_unpack() and tm_http_fail() work. */
+/* Entry points for the fuzz target of the REST bodies (tests/fuzz/fuzz_rest.c)
+ * and the unit tests: the body parse every route's handler gets, and a
+ * request without a connection on which tm_http_unpack(), tm_http_fail()
+ * and the answer cache work. */
 #include <stddef.h>
 
 #include <jansson.h>
@@ -16,3 +17,5 @@ struct tm_http_req *tm_http__req_new(void);
 void tm_http__req_free(struct tm_http_req *rq);
 /* What tm_http_fail() last wrote ("" if nothing). */
 const char *tm_http__req_msg(const struct tm_http_req *rq);
+/* The text answer set on it (tm_http_set_text_take, the cache), or NULL. */
+const char *tm_http__req_text(const struct tm_http_req *rq);
