@@ -62,7 +62,6 @@ struct fo {
         tm_http_cache *timeline_cache;
         char *password;
         size_t password_len;
-        const char *repo_args[8];   /* the tidemark program's repository options */
         char tidemark[4096];
         char restore_catalog[4200];
 };

@@ -48,7 +48,7 @@ static int open_repository(struct fo *f)
         struct tm_repo_opts o = TM_REPO_OPTS_INIT;
         char self[4000], cat[4200];
         ssize_t n;
-        int r, k = 0;
+        int r;
 
         if (!loc)
                 return 0;
@@ -68,7 +68,8 @@ static int open_repository(struct fo *f)
         r = tm_http_cache_new(5 * TM_NSEC_PER_SEC, &f->timeline_cache);
         if (r < 0)
                 return r;
-        /* restores run the tidemark program, with a catalog of their own */
+        /* a recovered server's restore_command runs the tidemark program
+         * (wal-fetch), with a catalog of its own */
         if (f->dr->tidemark) {
                 snprintf(f->tidemark, sizeof(f->tidemark), "%s", f->dr->tidemark);
         } else {
@@ -80,16 +81,6 @@ static int open_repository(struct fo *f)
         }
         snprintf(f->restore_catalog, sizeof(f->restore_catalog), "%s/restore-catalog.db",
                  f->dr->state_dir);
-        f->repo_args[k++] = "-q";
-        f->repo_args[k++] = "-r";
-        f->repo_args[k++] = loc;
-        if (pw) {
-                f->repo_args[k++] = "--password-file";
-                f->repo_args[k++] = pw;
-        }
-        f->repo_args[k++] = "--catalog";
-        f->repo_args[k++] = f->restore_catalog;
-        f->repo_args[k] = NULL;
         tm_log(TM_LOG_INFO, "repository '%s': point-in-time recovery with %s", loc, f->tidemark);
         return 0;
 }
