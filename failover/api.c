@@ -183,6 +183,22 @@ void fo_flow_join(struct fo *f)
         pthread_join(f->flow_thread, NULL);
 }
 
+/* A fresh step log for a new job, replacing the last job's. */
+static int log_renew(struct tm_dr_log **l)
+{
+        if (*l) {
+                tm_dr_log_dispose(*l);
+                free(*l);
+        }
+        *l = calloc(1, sizeof(**l));
+        if (!*l || tm_dr_log_init(*l) < 0) {
+                free(*l);
+                *l = NULL;
+                return -ENOMEM;
+        }
+        return 0;
+}
+
 int fo_flow_start(struct fo *f, enum fo_flow kind, const char *target, const char *reason,
                   const char *trigger, int force, int confirmed_down, uint64_t *ret_job,
                   char *err, size_t errlen)
@@ -267,17 +283,9 @@ int fo_flow_start(struct fo *f, enum fo_flow kind, const char *target, const cha
                 goto fail;
         }
         a->job = job.id;
-        if (f->log) {
-                tm_dr_log_dispose(f->log);
-                free(f->log);
-        }
-        f->log = calloc(1, sizeof(*f->log));
-        if (!f->log || tm_dr_log_init(f->log) < 0) {
-                free(f->log);
-                f->log = NULL;
-                r = -ENOMEM;
+        r = log_renew(&f->log);
+        if (r < 0)
                 goto fail;
-        }
         f->busy = 1;
         f->job_id = job.id;
         r = -pthread_create(&f->flow_thread, NULL, flow_main, a);
@@ -560,17 +568,9 @@ static int drill_start(struct fo *f, uint64_t *ret_job, char *err, size_t errlen
                 snprintf(err, errlen, "cannot record the job: %s", strerror(-r));
                 goto fail;
         }
-        if (d->log) {
-                tm_dr_log_dispose(d->log);
-                free(d->log);
-        }
-        d->log = calloc(1, sizeof(*d->log));
-        if (!d->log || tm_dr_log_init(d->log) < 0) {
-                free(d->log);
-                d->log = NULL;
-                r = -ENOMEM;
+        r = log_renew(&d->log);
+        if (r < 0)
                 goto fail;
-        }
         d->busy = 1;
         d->job_id = job.id;
         d->started_ns = job.started;
