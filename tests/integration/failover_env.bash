@@ -35,6 +35,43 @@ pgb() {
                 -v ON_ERROR_STOP=1 "$@"
 }
 
+# fo_archiving_primary PASSPHRASE: a repository in $T/repo (the tidemark
+# wrapper $TMW runs as postgres with it) and a lone primary alpha on
+# $P_ALPHA archiving into it, with a table t (id, ts); for the PITR and
+# drill tests, which need no standby.
+fo_archiving_primary() {
+        printf '%s' "$1" >"$T/pass"
+        chown postgres: "$T/pass"
+        chmod 600 "$T/pass"
+        TMW="$T/tm.sh"
+        cat >"$TMW" <<EOC
+#!/bin/sh
+exec env -u TIDEMARK_PASSWORD -u TIDEMARK_REPOSITORY -u TIDEMARK_CATALOG TMPDIR="$T" \\
+    "$TM_EXE" -r "$T/repo" --password-file "$T/pass" --catalog "$T/catalog-pg.db" "\$@"
+EOC
+        chmod 755 "$TMW"
+        run as_pg "$TMW" init "${TM_KDF_ARGS[@]}"
+        assert_rc 0 "init"
+        P_ALPHA=$(free_port)
+        as_pg mkdir "$T/sock" "$T/state"
+        as_pg "$PGBIN/initdb" -D "$T/alpha" -U postgres --auth=trust -E UTF8 --locale=C.UTF-8 \
+                >"$T/initdb.log" 2>&1 || fail "initdb: $(tail -5 "$T/initdb.log")"
+        cat >>"$T/alpha/postgresql.conf" <<EOC
+listen_addresses = '127.0.0.1'
+port = $P_ALPHA
+unix_socket_directories = '$T/sock'
+wal_level = replica
+max_wal_senders = 4
+archive_mode = on
+archive_command = '$TMW -q wal-push %p'
+fsync = off
+EOC
+        on_exit "runuser -u postgres -- '$PGBIN/pg_ctl' -D '$T/alpha' -m immediate stop"
+        as_pg "$PGBIN/pg_ctl" -D "$T/alpha" -l "$T/alpha.log" -w -t 60 start >/dev/null ||
+                fail "alpha did not start: $(tail -5 "$T/alpha.log")"
+        psql_at "$P_ALPHA" -c "CREATE TABLE t (id int PRIMARY KEY, ts timestamptz NOT NULL DEFAULT clock_timestamp())"
+}
+
 # fo_cluster: start alpha (primary) and beta (its standby), pgbouncer.
 fo_cluster() {
         chown postgres: "$T"

@@ -15,36 +15,7 @@ tm_setup
 chown postgres: "$T"
 chmod 755 "$T"
 
-printf '%s' "failover pitr passphrase" >"$T/pass"
-chown postgres: "$T/pass"
-chmod 600 "$T/pass"
-TMW="$T/tm.sh"
-cat >"$TMW" <<EOC
-#!/bin/sh
-exec env -u TIDEMARK_PASSWORD -u TIDEMARK_REPOSITORY -u TIDEMARK_CATALOG TMPDIR="$T" \\
-    "$TM_EXE" -r "$T/repo" --password-file "$T/pass" --catalog "$T/catalog-pg.db" "\$@"
-EOC
-chmod 755 "$TMW"
-run as_pg "$TMW" init "${TM_KDF_ARGS[@]}"
-assert_rc 0 "init"
-
-P_ALPHA=$(free_port)
-as_pg mkdir "$T/sock" "$T/state"
-as_pg "$PGBIN/initdb" -D "$T/alpha" -U postgres --auth=trust -E UTF8 --locale=C.UTF-8 \
-        >"$T/initdb.log" 2>&1 || fail "initdb: $(tail -5 "$T/initdb.log")"
-cat >>"$T/alpha/postgresql.conf" <<EOC
-listen_addresses = '127.0.0.1'
-port = $P_ALPHA
-unix_socket_directories = '$T/sock'
-wal_level = replica
-max_wal_senders = 4
-archive_mode = on
-archive_command = '$TMW -q wal-push %p'
-EOC
-on_exit "runuser -u postgres -- '$PGBIN/pg_ctl' -D '$T/alpha' -m immediate stop"
-as_pg "$PGBIN/pg_ctl" -D "$T/alpha" -l "$T/alpha.log" -w -t 60 start >/dev/null ||
-        fail "alpha did not start: $(tail -5 "$T/alpha.log")"
-psql_at "$P_ALPHA" -c "CREATE TABLE t (id int PRIMARY KEY, ts timestamptz NOT NULL DEFAULT clock_timestamp())"
+fo_archiving_primary "failover pitr passphrase"
 for i in 1 2 3; do psql_at "$P_ALPHA" -c "INSERT INTO t (id) VALUES ($i)"; done
 run as_pg "$TMW" backup --component database --postgres "host=127.0.0.1 port=$P_ALPHA user=postgres"
 assert_rc 0 "base backup"
