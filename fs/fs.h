@@ -201,8 +201,9 @@ int fs_nodes_link(struct fs_nodes *t, fuse_ino_t parent, const char *name,
                   struct fs_node **ret);
 /* Bump the lookup count of a node already held (permanent nodes ignore it). */
 void fs_nodes_ref_lookup(struct fs_nodes *t, struct fs_node *n);
-/* Drop n lookups; the node is freed at 0 (once no thread holds it). */
-void fs_nodes_forget(struct fs_nodes *t, fuse_ino_t ino, uint64_t n);
+/* Drop n lookups; the node is freed at 0 (once no thread holds it).
+ * Returns the number of nodes left in the table. */
+size_t fs_nodes_forget(struct fs_nodes *t, fuse_ino_t ino, uint64_t n);
 /* Number of nodes in the table (permanent ones included). */
 size_t fs_nodes_count(struct fs_nodes *t);
 

@@ -768,8 +768,9 @@ void fs_do_forget(struct fs *fs, fuse_ino_t ino, uint64_t nlookup)
 {
         size_t n, mark;
 
-        fs_nodes_forget(fs->nodes, ino, nlookup);
-        n = fs_nodes_count(fs->nodes);
+        /* the count comes from the same lock hold: forgets arrive by the
+         * thousand when the kernel evicts */
+        n = fs_nodes_forget(fs->nodes, ino, nlookup);
         mark = __atomic_load_n(&fs->trim_mark, __ATOMIC_RELAXED);
         if (n > mark) {
                 __atomic_store_n(&fs->trim_mark, n, __ATOMIC_RELAXED);

@@ -326,9 +326,10 @@ void fs_nodes_ref_lookup(struct fs_nodes *t, struct fs_node *n)
         pthread_mutex_unlock(&t->lock);
 }
 
-void fs_nodes_forget(struct fs_nodes *t, fuse_ino_t ino, uint64_t count)
+size_t fs_nodes_forget(struct fs_nodes *t, fuse_ino_t ino, uint64_t count)
 {
         struct fs_node *n;
+        size_t left;
 
         pthread_mutex_lock(&t->lock);
         n = ino_find(t, ino);
@@ -344,7 +345,9 @@ void fs_nodes_forget(struct fs_nodes *t, fuse_ino_t ino, uint64_t count)
                 n->nlookup -= count;
                 maybe_release(t, n);
         }
+        left = t->n;
         pthread_mutex_unlock(&t->lock);
+        return left;
 }
 
 size_t fs_nodes_count(struct fs_nodes *t)
