@@ -999,6 +999,7 @@ static void *watcher(void *arg)
         const struct tm_component_conf *cc = bw->cc;
         const int64_t iv = cc->continuous_interval_ns;
         int64_t last_take = 0;
+        uint64_t last_job = 0;
         int owed = 0; /* changes taken for a job that could not be queued */
 
         while (!is_stopping(b)) {
@@ -1025,6 +1026,23 @@ static void *watcher(void *arg)
                         (void)tm_watch_process(bw->w, 1000, NULL, NULL);
                         continue;
                 }
+                if (last_job) {
+                        /* The interval runs from the last job's start, not
+                         * from when it was queued: a job that waited for a
+                         * worker would otherwise leave less than the
+                         * interval before the next. */
+                        struct tm_job prev = { 0 };
+                        int64_t wait = 0;
+
+                        if (tm_jobs_get(b->jobs, last_job, &prev) == 0 && prev.started > 0)
+                                wait = prev.started + iv - tm_time_now();
+                        tm_job_dispose(&prev);
+                        if (wait > 0) {
+                                (void)tm_watch_process(bw->w, (int)(wait / NSEC_PER_MSEC) + 1, NULL,
+                                                       NULL);
+                                continue;
+                        }
+                }
                 changes = tm_watch_pending(bw->w);
                 tm_watch_take(bw->w, now);
                 last_take = now;
@@ -1033,6 +1051,8 @@ static void *watcher(void *arg)
                 snprintf(job.strategy, sizeof(job.strategy), "continuous");
                 snprintf(job.trigger, sizeof(job.trigger), "continuous");
                 r = bkd_jobs_enqueue(b, &job);
+                if (r >= 0)
+                        last_job = job.id;
                 owed = r < 0 && r != -ECANCELED;
                 if (r < 0 && r != -ECANCELED)
                         tm_log_errno(TM_LOG_WARN, r,
