@@ -53,6 +53,31 @@ R="$T/out$S"
 [[ -d $R ]] || R="$T/out"
 content_manifest "$R" "$T/got"
 assert_files_equal "$T/want" "$T/got" "restore from S3 is byte-exact"
+# requests a walk and a restore cost: trees come with their pack, the
+# blobs of small files close together in a pack in one ranged read
+S3="$T/src3"
+for d in $(seq 1 60); do
+        mkdir -p "$S3/d$d"
+        for i in 1 2 3 4 5; do printf 'dir %d file %d\n' "$d" "$i" >"$S3/d$d/f$i.txt"; done
+done
+backup_ok "$S3"
+q0=$(front_stat requests)
+run tm ls latest
+assert_rc 0 "ls of 61 directories"
+q1=$(front_stat requests)
+log "ls of 61 directories: $((q1 - q0)) requests"
+((q1 - q0 < 20)) || fail "ls of 61 directories took $((q1 - q0)) requests (one per tree?)"
+run tm restore latest --target "$T/out3"
+assert_rc 0 "restore of 300 small files"
+q2=$(front_stat requests)
+log "restore of 61 directories, 300 small files: $((q2 - q1)) requests"
+((q2 - q1 < 40)) || fail "restore of 300 small files took $((q2 - q1)) requests"
+content_manifest "$S3" "$T/want3"
+R="$T/out3$S3"
+[[ -d $R ]] || R="$T/out3"
+content_manifest "$R" "$T/got3"
+assert_files_equal "$T/want3" "$T/got3" "restore of 300 small files is byte-exact"
+
 # the location given with -r rather than the environment
 URL=$TIDEMARK_REPOSITORY
 TIDEMARK_REPOSITORY=$T/elsewhere check_ok -r "$URL" --read-data

@@ -7,6 +7,7 @@
  * skipped (there is no server to talk to).
  */
 #include <errno.h>
+#include <ftw.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -68,6 +69,14 @@ static tm_backend *open_sub(const char *sub, const char *secret, int page, int a
         return b;
 }
 
+static int rm_cb(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+        (void)st;
+        (void)flag;
+        (void)ftw;
+        return remove(path);
+}
+
 static size_t discard(char *p, size_t size, size_t nmemb, void *userdata)
 {
         return size * nmemb;
@@ -109,6 +118,7 @@ static void test_contract(void **state)
 
         need_server(state);
         fill(big, sizeof(big));
+        assert_int_equal(tm_backend_is_remote(b), 1);
         assert_int_equal(tm_backend_head(b, "config", &size), -ENOENT);
         assert_int_equal(tm_backend_get(b, "config", 0, &buf), -ENOENT);
         assert_int_equal(tm_backend_put(b, "config", "v1", 2), 0);
@@ -149,6 +159,21 @@ static void test_contract(void **state)
         assert_int_equal(tm_backend_clean_temp(b, 0), 0);
         tm_backend_free(b);
         tm_buf_dispose(&buf);
+        /* local hot and S3 warm: a reader of its packs waits on the network */
+        {
+                char dir[] = "/tmp/tm-s3-tiered-XXXXXX";
+                struct tm_backend_tier t[TM_BACKEND_TIERS] = { 0 };
+                tm_backend *tb = NULL;
+
+                assert_non_null(mkdtemp(dir));
+                assert_int_equal(tm_backend_open_local(dir, 1, &t[0].backend), 0);
+                assert_int_equal(tm_backend_is_remote(t[0].backend), 0);
+                t[1].backend = open_sub("contract-warm", "S3RVER", 0, 0);
+                assert_int_equal(tm_backend_open_tiered(t, &tb), 0);
+                assert_int_equal(tm_backend_is_remote(tb), 1);
+                tm_backend_free(tb);
+                assert_int_equal(nftw(dir, rm_cb, 16, FTW_DEPTH | FTW_PHYS), 0);
+        }
 }
 
 static void test_multipart(void **state)

@@ -526,6 +526,115 @@ static void test_blobs(void **state)
         tmt_fix_free(f);
 }
 
+struct run_seen {
+        const void *const *blobs;
+        const size_t *lens;
+        size_t n, fail_at; /* fail_at: fn answers -EIO at that index */
+};
+
+static int run_cb(size_t i, const tm_buf *plain, void *ud)
+{
+        struct run_seen *rs = ud;
+
+        assert_int_equal(i, rs->n);
+        if (i == rs->fail_at)
+                return -EIO;
+        assert_int_equal(plain->len, rs->lens[i]);
+        assert_memory_equal(plain->data, rs->blobs[i], rs->lens[i]);
+        rs->n++;
+        return 0;
+}
+
+/* Blobs stored back to back in one pack come back with one read each run. */
+static void test_blob_runs(void **state)
+{
+        struct tmt_fix *f = tmt_fix_new();
+        uint64_t seed = tmt_seed();
+        static uint8_t data[5][30000];
+        const void *blobs[5];
+        size_t lens[5];
+        struct tm_pack_entry es[5], gap[2];
+        tm_id ids[5], pack_id, packs[5], unknown;
+        char pack_path[PATH_MAX];
+        struct run_seen rs = { .fail_at = SIZE_MAX };
+
+        (void)state;
+        for (int i = 0; i < 5; i++) {
+                tmt_fill(&seed, data[i], sizeof(data[i]));
+                blobs[i] = data[i];
+                lens[i] = sizeof(data[i]) - (size_t)i * 1000;
+        }
+        pack_id = tmt_store_blobs(f->r, TM_BLOB_DATA, blobs, lens, 5, 1, ids);
+        for (int i = 0; i < 5; i++) {
+                assert_int_equal(tm_repo_blob_locate(f->r, &ids[i], &packs[i], &es[i]), 0);
+                assert_int_equal(tm_id_cmp(&packs[i], &pack_id), 0);
+                assert_memory_equal(&es[i].id, &ids[i], sizeof(tm_id));
+        }
+        memset(&unknown, 0x55, sizeof(unknown));
+        assert_int_equal(tm_repo_blob_locate(f->r, &unknown, &packs[0], &es[0]), -ENOENT);
+        assert_int_equal(tm_repo_blob_locate(f->r, &ids[0], &packs[0], &es[0]), 0);
+
+        /* run lengths: order, gaps and the span bound (one blob always) */
+        assert_int_equal(tm_repo_blob_run_len(es, 0, 1 << 20, 0), 0);
+        assert_int_equal(tm_repo_blob_run_len(es, 5, 1 << 20, 0), 5);
+        assert_int_equal(tm_repo_blob_run_len(es, 5, es[0].length + es[1].length, 0), 2);
+        assert_int_equal(tm_repo_blob_run_len(es, 5, 1, 1 << 20), 1);
+        gap[0] = es[0];
+        gap[1] = es[2];
+        assert_int_equal(tm_repo_blob_run_len(gap, 2, 1 << 20, 0), 1);
+        assert_int_equal(tm_repo_blob_run_len(gap, 2, 1 << 20, es[1].length - 1), 1);
+        assert_int_equal(tm_repo_blob_run_len(gap, 2, 1 << 20, es[1].length), 2);
+        gap[0] = es[2];
+        gap[1] = es[0];
+        assert_int_equal(tm_repo_blob_run_len(gap, 2, 1 << 20, 1 << 20), 1); /* backwards */
+        gap[1] = es[2];
+        assert_int_equal(tm_repo_blob_run_len(gap, 2, 1 << 20, 1 << 20), 1); /* twice */
+
+        /* the whole pack in one read, in order */
+        rs.blobs = blobs;
+        rs.lens = lens;
+        assert_int_equal(tm_repo_blob_load_run(f->r, &pack_id, es, 5, run_cb, &rs), 0);
+        assert_int_equal(rs.n, 5);
+        /* a run from the middle */
+        rs = (struct run_seen){ .blobs = blobs + 2, .lens = lens + 2, .fail_at = SIZE_MAX };
+        assert_int_equal(tm_repo_blob_load_run(f->r, &pack_id, es + 2, 3, run_cb, &rs), 0);
+        assert_int_equal(rs.n, 3);
+        /* out of order or overlapping: refused before any read */
+        assert_int_equal(tm_repo_blob_load_run(f->r, &pack_id, gap, 2, run_cb, &rs), -EINVAL);
+        gap[0] = es[1];
+        gap[1] = es[0];
+        assert_int_equal(tm_repo_blob_load_run(f->r, &pack_id, gap, 2, run_cb, &rs), -EINVAL);
+        /* across a gap: the blob between is read, not handed out */
+        {
+                const void *b2[2] = { blobs[0], blobs[3] };
+                size_t l2[2] = { lens[0], lens[3] };
+
+                gap[0] = es[0];
+                gap[1] = es[3];
+                rs = (struct run_seen){ .blobs = b2, .lens = l2, .fail_at = SIZE_MAX };
+                assert_int_equal(tm_repo_blob_load_run(f->r, &pack_id, gap, 2, run_cb, &rs), 0);
+                assert_int_equal(rs.n, 2);
+        }
+        assert_int_equal(tm_repo_blob_load_run(f->r, &pack_id, es, 0, run_cb, &rs), 0);
+        /* fn's error stops the run */
+        rs = (struct run_seen){ .blobs = blobs, .lens = lens, .fail_at = 1 };
+        assert_int_equal(tm_repo_blob_load_run(f->r, &pack_id, es, 5, run_cb, &rs), -EIO);
+        assert_int_equal(rs.n, 1);
+
+        /* a damaged third blob: the two before it are handed out, then -EBADMSG */
+        tmt_blob_pack_path(f, &ids[2], pack_path, sizeof(pack_path), &es[2]);
+        tmt_flip_byte(pack_path, es[2].offset + es[2].length / 2);
+        rs = (struct run_seen){ .blobs = blobs, .lens = lens, .fail_at = SIZE_MAX };
+        assert_int_equal(tm_repo_blob_load_run(f->r, &pack_id, es, 5, run_cb, &rs), -EBADMSG);
+        assert_int_equal(rs.n, 2);
+        /* a truncated pack: nothing handed out */
+        assert_int_equal(truncate(pack_path, (off_t)es[4].offset + 1), 0);
+        rs = (struct run_seen){ .blobs = blobs, .lens = lens, .fail_at = SIZE_MAX };
+        assert_int_equal(tm_repo_blob_load_run(f->r, &pack_id, es, 5, run_cb, &rs), -EBADMSG);
+        assert_int_equal(rs.n, 0);
+        tmt_fix_free(f);
+}
+
 /* ---- trees, walk, lookup ---- */
 
 /* root { a/ { x (file), y -> x }, b (file), c/ { d/ { e (file) } } } */
@@ -918,6 +1027,7 @@ int main(void)
                 cmocka_unit_test(test_refresh_second_handle),
                 cmocka_unit_test(test_catalog_rebuild),
                 cmocka_unit_test(test_blobs),
+                cmocka_unit_test(test_blob_runs),
                 cmocka_unit_test(test_tree_walk_lookup),
                 cmocka_unit_test(test_adopt_orphan_packs),
                 cmocka_unit_test(test_locks),

@@ -156,6 +156,7 @@ static void test_tiered_backend(void **state)
         assert_int_equal(tm_backend_open_tiered(t, &b), 0);
         assert_null(t[0].backend); /* taken */
         assert_true(tm_backend_is_tiered(b));
+        assert_int_equal(tm_backend_is_remote(b), 0); /* every tier is a directory */
         assert_non_null(tm_backend_tier(b, 1));
         assert_null(tm_backend_tier(b, 3));
         assert_int_equal(tm_backend_tier_where(b, pack, &mask), -ENOENT);
@@ -211,6 +212,8 @@ static void test_tiered_backend(void **state)
         tmt_path(p, sizeof(p), dir, "plain");
         assert_int_equal(tm_backend_open_local(p, 1, &plain), 0);
         assert_false(tm_backend_is_tiered(plain));
+        assert_int_equal(tm_backend_is_remote(plain), 0);
+        assert_int_equal(tm_backend_is_remote(NULL), 0);
         assert_ptr_equal(tm_backend_tier(plain, 0), plain);
         assert_null(tm_backend_tier(plain, 1));
         assert_int_equal(tm_backend_put(plain, pack, "x", 1), 0);

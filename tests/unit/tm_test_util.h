@@ -148,6 +148,19 @@ static inline void tmt_read(const char *path, tm_buf *b)
         assert_int_equal(tm_file_read_all(path, 64u * 1024 * 1024, b), 0);
 }
 
+/* Two files have the same bytes. */
+static inline void tmt_assert_same_bytes(const char *x, const char *y)
+{
+        tm_buf a = TM_BUF_INIT(0), b = TM_BUF_INIT(0);
+
+        tmt_read(x, &a);
+        tmt_read(y, &b);
+        assert_int_equal(a.len, b.len);
+        assert_memory_equal(a.data, b.data, a.len);
+        tm_buf_dispose(&a);
+        tm_buf_dispose(&b);
+}
+
 /* Flip one byte of a file in place (XOR 0x01). */
 static inline void tmt_flip_byte(const char *path, uint64_t off)
 {
@@ -604,6 +617,21 @@ static inline void tmt_blob_pack_path(struct tmt_fix *f, const tm_id *blob, char
         assert_int_equal(tm_catalog_blob_find(tm_repo_catalog(f->r), blob, &pack, ret_e), 0);
         tm_repo_pack_name(&pack, name, sizeof(name));
         tmt_path(out, n, f->repo, name);
+}
+
+/* Damage the first blob of a file of snapshot tree root (one flipped byte
+ * in the middle of it, in its pack). */
+static inline void tmt_damage_first_blob(struct tmt_fix *f, const tm_id *root, const char *path)
+{
+        struct tm_node nd = { 0 };
+        struct tm_pack_entry e;
+        char pack[PATH_MAX];
+
+        assert_int_equal(tm_repo_lookup_path(f->r, root, path, &nd), 0);
+        assert_true(nd.n_content >= 1);
+        tmt_blob_pack_path(f, &nd.content[0].id, pack, sizeof(pack), &e);
+        tmt_flip_byte(pack, e.offset + e.length / 2);
+        tm_node_dispose(&nd);
 }
 
 /* Build a pack of blobs of one type by hand and store it (and, with

@@ -134,6 +134,9 @@ struct tm_backend_stats {
 int tm_backend_get_stats(const tm_backend *b, struct tm_backend_stats *ret);
 
 void tm_backend_free(tm_backend *b);
+/* Whether reads of b (or of any tier of a tiered b) cross a network, where
+ * latency, not the disk, bounds a reader: 1 or 0. */
+int tm_backend_is_remote(tm_backend *b);
 /* Human-readable location for messages ("/srv/repo"). Borrowed. */
 const char *tm_backend_location(const tm_backend *b);
 

@@ -144,6 +144,28 @@ int tm_repo_blob_foreach_dedup(tm_repo *repo, tm_catalog_blob_fn fn, void *userd
 /* Load one blob from a known location. */
 int tm_repo_blob_load_at(tm_repo *repo, const tm_id *pack_id, const struct tm_pack_entry *e,
                          tm_buf *ret);
+/* Where blob id is read from (its warmest copy). Returns 0, -ENOENT. */
+int tm_repo_blob_locate(tm_repo *repo, const tm_id *id, tm_id *ret_pack,
+                        struct tm_pack_entry *ret);
+/* How many of es[0..n) (entries of one pack) can be read with one ranged
+ * read: in ascending order without overlap, each at most max_gap bytes past
+ * the end of the one before, all within max_span bytes from the first's
+ * offset. At least 1 when n > 0 (a single blob may exceed max_span). */
+size_t tm_repo_blob_run_len(const struct tm_pack_entry *es, size_t n, size_t max_span,
+                            size_t max_gap);
+/**
+ * tm_repo_blob_load_run() - load the n blobs es of pack_id (in ascending
+ * order, not overlapping) with one ranged read of the bytes from the first
+ * to the end of the last, gaps included (one request on S3 instead of n),
+ * and call fn with each verified plaintext in order (i: its index in es;
+ * plain is reused for the next blob). An archived pack is thawed as for
+ * tm_repo_blob_load_at. Returns 0, -EINVAL (es out of order or
+ * overlapping), -EBADMSG (a blob fails verification: fn has seen the ones
+ * before it; or the pack is truncated), fn's negative return, -errno.
+ */
+typedef int (*tm_repo_blob_fn)(size_t i, const tm_buf *plain, void *userdata);
+int tm_repo_blob_load_run(tm_repo *repo, const tm_id *pack_id, const struct tm_pack_entry *es,
+                          size_t n, tm_repo_blob_fn fn, void *userdata);
 /* Load and decode a tree blob. */
 int tm_repo_tree_load(tm_repo *repo, const tm_id *tree_id, struct tm_tree *ret);
 

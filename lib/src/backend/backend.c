@@ -56,6 +56,22 @@ const char *tm_backend_location(const tm_backend *b)
         return b->ops->location(b);
 }
 
+int tm_backend_is_remote(tm_backend *b)
+{
+        if (!b)
+                return 0;
+        if (tm_backend_is_tiered(b)) {
+                for (unsigned i = 0; i < TM_BACKEND_TIERS; i++) {
+                        tm_backend *t = tm_backend_tier(b, i);
+
+                        if (t && t != b && tm_backend_is_remote(t))
+                                return 1;
+                }
+                return 0;
+        }
+        return strcmp(b->ops->kind, "local") != 0;
+}
+
 int tm_backend_put(tm_backend *b, const char *name, const void *p, size_t n)
 {
         int r = check(b, name);

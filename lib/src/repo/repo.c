@@ -877,32 +877,106 @@ static int read_archived(tm_repo *repo, const char *name, const struct tm_pack_e
         }
 }
 
-int tm_repo_blob_load_at(tm_repo *repo, const tm_id *pack_id, const struct tm_pack_entry *e,
-                         tm_buf *ret)
+/* Verify and decompress one sealed blob read from pack name. */
+static int blob_open_logged(tm_repo *repo, const char *name, const struct tm_pack_entry *e,
+                            const uint8_t *sealed, size_t len, tm_buf *plain)
 {
-        tm_buf sealed = TM_BUF_INIT(TM_BLOB_MAX + 1024), plain = TM_BUF_INIT(TM_BLOB_MAX);
-        char name[128], bhex[TM_ID_HEX_LEN + 1];
-        int r;
+        char bhex[TM_ID_HEX_LEN + 1];
+        int r = tm_blob_open(&repo->key, e, sealed, len, plain);
 
-        tm_repo_pack_name(pack_id, name, sizeof(name));
-        r = tm_backend_get_range(repo->be, name, e->offset, e->length, &sealed);
-        if (r == -ENODATA)
-                r = read_archived(repo, name, e, &sealed);
-        if (r == -EBADMSG) {
-                tm_id_hex(&e->id, bhex);
-                tm_log(TM_LOG_ERR, "blob %s: pack '%s' is truncated", bhex, name);
-        }
-        if (r < 0)
-                goto out;
-        r = tm_blob_open(&repo->key, e, sealed.data, sealed.len, &plain);
         if (r == -EBADMSG) {
                 tm_id_hex(&e->id, bhex);
                 tm_log(TM_LOG_ERR, "blob %s in pack '%s' fails verification", bhex, name);
         }
+        return r;
+}
+
+/* Read span (one blob, or a run of them) of pack name, thawing if needed. */
+static int pack_read_span(tm_repo *repo, const tm_id *pack_id, const char *name,
+                          const struct tm_pack_entry *span, tm_buf *sealed)
+{
+        char bhex[TM_ID_HEX_LEN + 1];
+        int r = tm_repo__packcache_get(repo, pack_id, span, sealed);
+
+        if (r == 0)
+                r = tm_backend_get_range(repo->be, name, span->offset, span->length, sealed);
+        if (r == -ENODATA)
+                r = read_archived(repo, name, span, sealed);
+        if (r == -EBADMSG) {
+                tm_id_hex(&span->id, bhex);
+                tm_log(TM_LOG_ERR, "blob %s: pack '%s' is truncated", bhex, name);
+        }
+        return r < 0 ? r : 0;
+}
+
+int tm_repo_blob_load_at(tm_repo *repo, const tm_id *pack_id, const struct tm_pack_entry *e,
+                         tm_buf *ret)
+{
+        tm_buf sealed = TM_BUF_INIT(TM_BLOB_MAX + 1024), plain = TM_BUF_INIT(TM_BLOB_MAX);
+        char name[128];
+        int r;
+
+        tm_repo_pack_name(pack_id, name, sizeof(name));
+        r = pack_read_span(repo, pack_id, name, e, &sealed);
+        if (r < 0)
+                goto out;
+        r = blob_open_logged(repo, name, e, sealed.data, sealed.len, &plain);
         if (r < 0)
                 goto out;
         tm_buf_move(ret, &plain);
 out:
+        tm_buf_dispose(&plain);
+        tm_buf_dispose(&sealed);
+        return r;
+}
+
+size_t tm_repo_blob_run_len(const struct tm_pack_entry *es, size_t n, size_t max_span,
+                            size_t max_gap)
+{
+        uint64_t end;
+        size_t i;
+
+        if (n == 0)
+                return 0;
+        end = es[0].offset + es[0].length;
+        for (i = 1; i < n; i++) {
+                if (es[i].offset < end || es[i].offset - end > max_gap ||
+                    es[i].offset + es[i].length - es[0].offset > max_span)
+                        break;
+                end = es[i].offset + es[i].length;
+        }
+        return i;
+}
+
+int tm_repo_blob_load_run(tm_repo *repo, const tm_id *pack_id, const struct tm_pack_entry *es,
+                          size_t n, tm_repo_blob_fn fn, void *userdata)
+{
+        tm_buf sealed = TM_BUF_INIT(TM_BLOB_MAX + 1024), plain = TM_BUF_INIT(TM_BLOB_MAX);
+        struct tm_pack_entry span;
+        char name[128];
+        uint64_t end;
+        int r = 0;
+
+        if (n == 0)
+                return 0;
+        span = es[0];
+        end = es[0].offset + es[0].length;
+        for (size_t i = 1; i < n; i++) {
+                if (es[i].offset < end)
+                        return -EINVAL;
+                end = es[i].offset + es[i].length;
+        }
+        if (end - span.offset > UINT32_MAX)
+                return -EINVAL;
+        span.length = (uint32_t)(end - span.offset);
+        tm_repo_pack_name(pack_id, name, sizeof(name));
+        r = pack_read_span(repo, pack_id, name, &span, &sealed);
+        for (size_t i = 0; i < n && r >= 0; i++) {
+                r = blob_open_logged(repo, name, &es[i], sealed.data + (es[i].offset - span.offset),
+                                     es[i].length, &plain);
+                if (r >= 0)
+                        r = fn(i, &plain, userdata);
+        }
         tm_buf_dispose(&plain);
         tm_buf_dispose(&sealed);
         return r;
@@ -937,6 +1011,12 @@ static int blob_find_warmest(tm_repo *repo, const tm_id *id, tm_id *ret_pack,
         *ret_pack = packs[best];
         *ret = es[best];
         return 0;
+}
+
+int tm_repo_blob_locate(tm_repo *repo, const tm_id *id, tm_id *ret_pack,
+                        struct tm_pack_entry *ret)
+{
+        return blob_find_warmest(repo, id, ret_pack, ret);
 }
 
 int tm_repo_blob_load(tm_repo *repo, const tm_id *id, tm_buf *ret)
@@ -1322,6 +1402,7 @@ static int repo_new(const struct tm_repo_opts *opts, int create, tm_repo **ret)
         if (!repo)
                 return -ENOMEM;
         pthread_mutex_init(&repo->lock, NULL);
+        pthread_mutex_init(&repo->pc_lock, NULL);
         repo->kdf = opts->kdf;
         repo->location = strdup(opts->location ? opts->location : "");
         if (!repo->location) {
@@ -1516,6 +1597,8 @@ void tm_repo_free(tm_repo *repo)
         explicit_bzero(repo->gear_seed, sizeof(repo->gear_seed));
         free(repo->catalog_path);
         free(repo->location);
+        tm_repo__packcache_dispose(repo);
+        pthread_mutex_destroy(&repo->pc_lock);
         pthread_mutex_destroy(&repo->lock);
         free(repo);
 }

@@ -22,7 +22,23 @@ struct tm_repo {
         struct tm_tier_set tiers;
         int thaw_nowait;
         int64_t thaw_logged; /* monotonic ns of the last "try again later" line */
+        /* tree packs of a remote backend, whole (packcache.c) */
+        pthread_mutex_t pc_lock;
+        struct tm_packcache_ent *pc;
+        size_t pc_n, pc_cap;
+        uint64_t pc_bytes, pc_tick;
 };
+
+/*
+ * tm_repo__packcache_get() - the sealed bytes of blob e of pack from the
+ * cache of whole tree packs, fetching the pack on the first miss. Only for
+ * tree blobs on a remote backend. Returns 1 (sealed holds e's bytes), 0
+ * (not cached and not cacheable: read the blob from the backend), -EBADMSG
+ * (e lies past the pack's end), -ENOMEM.
+ */
+int tm_repo__packcache_get(tm_repo *repo, const tm_id *pack, const struct tm_pack_entry *e,
+                           tm_buf *sealed);
+void tm_repo__packcache_dispose(tm_repo *repo);
 
 /* Seal a metadata object with the master key under an AAD label and store it
  * under "<dir>/<sha256 hex of the sealed bytes>". */

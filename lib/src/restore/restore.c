@@ -29,7 +29,21 @@
 #include "core/ticker.h"
 
 #define PART_BYTES (32u * 1024 * 1024)
-#define QUEUE_MAX  512
+#define QUEUE_MAX  256
+/* One read of a run of blobs: large enough that a request's latency is
+ * small beside its transfer, small enough for a buffer per worker. */
+#define RUN_BYTES  (8u * 1024 * 1024)
+/* Bytes no file of the job needs that a run may read across: blobs of one
+ * directory lie close together in a pack, not always back to back (a
+ * backup's workers interleave their files' blobs). */
+#define GAP_BYTES  (1u * 1024 * 1024)
+/* Workers for a remote repository, where each waits on a request most of
+ * its time (the S3 backend keeps up to 16 connections). */
+#define REMOTE_THREADS 12
+/* Files up to SMALL_FILE are restored BATCH_FILES at a time (QUEUE_MAX
+ * counts files: each holds its directory's descriptor while queued). */
+#define SMALL_FILE  (1u * 1024 * 1024)
+#define BATCH_FILES 32
 
 /* A directory descriptor shared by the files queued from it, so workers
  * need no path resolution per file; closed by the last user. */
@@ -63,6 +77,9 @@ struct rs_job {
         struct rs_file *f;
         size_t first, count; /* content blobs */
         uint64_t offset;
+        size_t left;          /* job_run: its blobs not yet handled */
+        struct rs_job *batch; /* the next file of a batch (one queue entry) */
+        size_t nfiles;        /* the batch's head: files in it */
         struct rs_job *next;
 };
 
@@ -85,8 +102,12 @@ struct rs {
         pthread_mutex_t qmu;
         pthread_cond_t q_nonempty, q_nonfull;
         struct rs_job *head, *tail;
-        size_t qlen;
+        size_t qlen; /* files queued */
         int closed;
+        /* small files gathered by the walker into one queue entry */
+        struct rs_job *batch, *batch_tail;
+        size_t batch_files;
+        uint64_t batch_bytes;
 
         pthread_mutex_t mu; /* dirs, links, firsts */
         struct rs_dirmeta *dirs;
@@ -311,14 +332,30 @@ static void file_finish(struct rs *s, struct rs_file *f)
         file_free(f);
 }
 
-static void job_run(struct rs *s, struct rs_job *job, tm_buf *buf)
+/* One blob to write: where it comes from and where it goes. */
+struct rs_item {
+        tm_id pack;
+        struct tm_pack_entry e;
+        struct rs_job *job;
+        const struct tm_content *c;
+        uint64_t off; /* in the file */
+};
+
+struct rs_write {
+        struct rs *s;
+        const struct rs_item *items; /* the run's first */
+        size_t done;                 /* items of the run handled */
+};
+
+/* Open the job's file if it is not yet (the first part to write opens it).
+ * Returns 0, or -1 when the file has failed. */
+static int job_file_ready(struct rs *s, struct rs_job *job)
 {
         struct rs_file *f = job->f;
-        uint64_t off = job->offset;
-        int r = 0, last;
+        int r = 0;
 
         pthread_mutex_lock(&f->mu);
-        if (!f->failed) {
+        if (!f->failed && f->fd < 0) {
                 r = file_open_locked(s, f);
                 if (r < 0) {
                         char *p = join(f->dir, f->name);
@@ -329,55 +366,188 @@ static void job_run(struct rs *s, struct rs_job *job, tm_buf *buf)
                         f->failed = 1;
                 }
         }
+        r = f->failed ? -1 : 0;
         pthread_mutex_unlock(&f->mu);
-        for (size_t i = job->first; i < job->first + job->count && !f->failed; i++) {
-                const struct tm_content *c = &f->node.content[i];
+        return r;
+}
 
-                r = tm_repo_blob_load(s->repo, &c->id, buf);
-                if (r == 0 && buf->len != c->size)
-                        r = -EBADMSG;
-                if (r < 0) {
-                        char *p = join(f->dir, f->name), hex[TM_ID_HEX_LEN + 1];
+static void job_fail(struct rs_job *job)
+{
+        pthread_mutex_lock(&job->f->mu);
+        job->f->failed = 1;
+        pthread_mutex_unlock(&job->f->mu);
+}
 
-                        tm_id_hex(&c->id, hex);
-                        tm_log_errno(TM_LOG_ERR, r, "cannot restore '%s': blob %s", p ? p : f->name,
-                                     hex);
-                        free(p);
-                        f->failed = 1;
-                        break;
-                }
-                for (size_t w = 0; w < buf->len;) {
-                        ssize_t n = pwrite(f->fd, buf->data + w, buf->len - w, (off_t)(off + w));
+/* A part is done: the last one puts the file in place (or removes it). The
+ * job is freed unless it is the queue entry (its worker frees that). */
+static void job_done(struct rs *s, struct rs_job *job, const struct rs_job *head)
+{
+        struct rs_file *f = job->f;
+        int last;
 
-                        if (n < 0 && errno == EINTR)
-                                continue;
-                        if (n <= 0) {
-                                char *p = join(f->dir, f->name);
-
-                                r = n < 0 ? -errno : -EIO;
-                                tm_log_errno(TM_LOG_ERR, r, "cannot write '%s'", p ? p : f->name);
-                                free(p);
-                                f->failed = 1;
-                                if (r == -ENOSPC)
-                                        atomic_store(&s->fatal, r);
-                                break;
-                        }
-                        w += (size_t)n;
-                }
-                off += c->size;
-                atomic_fetch_add(&s->bytes, c->size);
-        }
+        if (job->count == 0)
+                job_file_ready(s, job); /* an empty file is created all the same */
         pthread_mutex_lock(&f->mu);
         last = --f->parts_left == 0;
         pthread_mutex_unlock(&f->mu);
         if (last)
                 file_finish(s, f);
+        if (job != head)
+                free(job);
+}
+
+/* One item handled (written, skipped or failed): a job with none left is
+ * done, so a file is put in place, and closed, as soon as it is whole. */
+static void item_done(struct rs *s, const struct rs_item *it, const struct rs_job *head)
+{
+        if (--it->job->left == 0)
+                job_done(s, it->job, head);
+}
+
+static void blob_failed(struct rs_job *job, const struct tm_content *c, int r)
+{
+        struct rs_file *f = job->f;
+        char *p = join(f->dir, f->name), hex[TM_ID_HEX_LEN + 1];
+
+        tm_id_hex(&c->id, hex);
+        tm_log_errno(TM_LOG_ERR, r, "cannot restore '%s': blob %s", p ? p : f->name, hex);
+        free(p);
+        job_fail(job);
+}
+
+static int write_item(size_t i, const tm_buf *plain, void *ud)
+{
+        struct rs_write *w = ud;
+        const struct rs_item *it = &w->items[i];
+        struct rs_file *f = it->job->f;
+        int r;
+
+        if (plain->len != it->c->size)
+                return -EBADMSG;
+        w->done++;
+        if (job_file_ready(w->s, it->job) < 0)
+                return 0; /* this file failed; the run goes on for the others */
+        for (size_t at = 0; at < plain->len;) {
+                ssize_t n = pwrite(f->fd, plain->data + at, plain->len - at, (off_t)(it->off + at));
+
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n <= 0) {
+                        char *p = join(f->dir, f->name);
+
+                        r = n < 0 ? -errno : -EIO;
+                        tm_log_errno(TM_LOG_ERR, r, "cannot write '%s'", p ? p : f->name);
+                        free(p);
+                        job_fail(it->job);
+                        if (r == -ENOSPC)
+                                atomic_store(&w->s->fatal, r);
+                        return 0;
+                }
+                at += (size_t)n;
+        }
+        atomic_fetch_add(&w->s->bytes, it->c->size);
+        return 0;
+}
+
+/* Items of the files of a job (one file's part, or a batch of small files),
+ * located; a file whose blob is not found fails here. Returns the count. */
+static size_t job_items(struct rs *s, struct rs_job *head, struct rs_item *items)
+{
+        size_t n = 0;
+
+        for (struct rs_job *j = head; j; j = j->batch) {
+                size_t begin = n;
+                uint64_t off = j->offset;
+
+                for (size_t k = 0; k < j->count; k++) {
+                        struct rs_item *it = &items[n];
+                        int r;
+
+                        it->c = &j->f->node.content[j->first + k];
+                        r = tm_repo_blob_locate(s->repo, &it->c->id, &it->pack, &it->e);
+                        if (r < 0) {
+                                blob_failed(j, it->c, r);
+                                n = begin;
+                                break;
+                        }
+                        it->job = j;
+                        it->off = off;
+                        off += it->c->size;
+                        n++;
+                }
+                j->left = n - begin;
+        }
+        return n;
+}
+
+static int item_cmp(const void *x, const void *y)
+{
+        const struct rs_item *a = x, *b = y;
+        int c = tm_id_cmp(&a->pack, &b->pack);
+
+        if (c)
+                return c;
+        return a->e.offset < b->e.offset ? -1 : a->e.offset > b->e.offset;
+}
+
+/* Read the job's blobs in pack order, each run of them close together in
+ * one pack with one read (on S3: one request per run, not per blob), and
+ * write each where it belongs. */
+static void job_run(struct rs *s, struct rs_job *head)
+{
+        struct rs_item *items = NULL;
+        struct tm_pack_entry *es = NULL;
+        struct rs_write w = { .s = s };
+        struct rs_job *next;
+        size_t n = 0, i = 0;
+
+        for (struct rs_job *j = head; j; j = j->batch)
+                n += j->count;
+        items = calloc(n ? n : 1, sizeof(*items));
+        es = calloc(n ? n : 1, sizeof(*es));
+        if (!items || !es) {
+                tm_log(TM_LOG_ERR, "out of memory restoring '%s'", head->f->name);
+                for (struct rs_job *j = head; j; j = j->batch)
+                        job_fail(j);
+                n = 0;
+        } else {
+                n = job_items(s, head, items);
+        }
+        /* jobs with nothing to read are done now; the others when their
+         * last item is */
+        for (struct rs_job *j = head; j; j = next) {
+                next = j->batch;
+                if (j->left == 0)
+                        job_done(s, j, head);
+        }
+        qsort(items, n, sizeof(*items), item_cmp);
+        for (size_t k = 0; k < n; k++)
+                es[k] = items[k].e;
+        while (i < n) {
+                size_t run = 1;
+                int r;
+
+                while (i + run < n && tm_id_cmp(&items[i + run].pack, &items[i].pack) == 0)
+                        run++;
+                run = tm_repo_blob_run_len(es + i, run, RUN_BYTES, GAP_BYTES);
+                w.items = items + i;
+                w.done = 0;
+                r = tm_repo_blob_load_run(s->repo, &items[i].pack, es + i, run, write_item, &w);
+                if (r < 0) { /* this blob fails its file; the rest is read again */
+                        blob_failed(items[i + w.done].job, items[i + w.done].c, r);
+                        run = w.done + 1;
+                }
+                for (size_t k = i; k < i + run; k++)
+                        item_done(s, &items[k], head);
+                i += run;
+        }
+        free(items);
+        free(es);
 }
 
 static void *worker_main(void *arg)
 {
         struct rs *s = arg;
-        tm_buf buf = TM_BUF_INIT(TM_BLOB_MAX);
 
         for (;;) {
                 struct rs_job *job;
@@ -393,18 +563,20 @@ static void *worker_main(void *arg)
                 s->head = job->next;
                 if (!s->head)
                         s->tail = NULL;
-                s->qlen--;
-                pthread_cond_signal(&s->q_nonfull);
+                s->qlen -= job->nfiles;
+                pthread_cond_broadcast(&s->q_nonfull);
                 pthread_mutex_unlock(&s->qmu);
-                job_run(s, job, &buf);
+                job_run(s, job);
                 free(job);
         }
-        tm_buf_dispose(&buf);
         return NULL;
 }
 
+/* Queue a job: one file's part, or the head of a batch of nfiles. */
 static int enqueue(struct rs *s, struct rs_job *job)
 {
+        if (!job->nfiles)
+                job->nfiles = 1;
         pthread_mutex_lock(&s->qmu);
         while (s->qlen >= QUEUE_MAX)
                 pthread_cond_wait(&s->q_nonfull, &s->qmu);
@@ -413,9 +585,39 @@ static int enqueue(struct rs *s, struct rs_job *job)
         else
                 s->head = job;
         s->tail = job;
-        s->qlen++;
+        s->qlen += job->nfiles;
         pthread_cond_signal(&s->q_nonempty);
         pthread_mutex_unlock(&s->qmu);
+        return 0;
+}
+
+/* Queue the small files gathered so far as one job (walker only). */
+static int batch_flush(struct rs *s)
+{
+        struct rs_job *head = s->batch;
+
+        if (!head)
+                return 0;
+        head->nfiles = s->batch_files;
+        s->batch = s->batch_tail = NULL;
+        s->batch_files = 0;
+        s->batch_bytes = 0;
+        return enqueue(s, head);
+}
+
+/* Small files go into batches: backups write neighbours of a directory
+ * into the same pack, back to back, so a batch is mostly one read. */
+static int batch_add(struct rs *s, struct rs_job *job)
+{
+        if (s->batch_tail)
+                s->batch_tail->batch = job;
+        else
+                s->batch = job;
+        s->batch_tail = job;
+        s->batch_files++;
+        s->batch_bytes += job->f->node.size;
+        if (s->batch_files >= BATCH_FILES || s->batch_bytes >= RUN_BYTES)
+                return batch_flush(s);
         return 0;
 }
 
@@ -452,7 +654,7 @@ static int file_queue(struct rs *s, struct rs_dirref *dref, const char *dir,
         f->parts_left = nparts ? nparts : 1;
         atomic_fetch_add(&s->files_total, 1);
         atomic_fetch_add(&s->bytes_total, nd->size);
-        if (nparts == 0) {
+        if (nparts <= 1) {
                 struct rs_job *job = calloc(1, sizeof(*job));
 
                 if (!job) {
@@ -460,7 +662,8 @@ static int file_queue(struct rs *s, struct rs_dirref *dref, const char *dir,
                         return -ENOMEM;
                 }
                 job->f = f;
-                return enqueue(s, job);
+                job->count = nd->n_content;
+                return nd->size <= SMALL_FILE ? batch_add(s, job) : enqueue(s, job);
         }
         acc = 0;
         for (size_t i = 0; i < nd->n_content; i++) {
@@ -924,6 +1127,8 @@ int tm_restore_run(tm_repo *repo, const struct tm_snapshot *snap, const struct t
                 goto out;
         }
         nthreads = o->threads > 0 ? o->threads : TM_MAX(4, 2 * tm_ncpu());
+        if (o->threads <= 0 && tm_backend_is_remote(tm_repo_backend(repo)))
+                nthreads = TM_MAX(nthreads, REMOTE_THREADS);
         threads = calloc((size_t)nthreads, sizeof(*threads));
         if (!threads) {
                 r = -ENOMEM;
@@ -946,6 +1151,7 @@ int tm_restore_run(tm_repo *repo, const struct tm_snapshot *snap, const struct t
                                             &cap_seen);
         }
 out:
+        batch_flush(&s);
         atomic_store(&s.walk_done, 1);
         pthread_mutex_lock(&s.qmu);
         s.closed = 1;
