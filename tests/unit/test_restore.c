@@ -223,6 +223,19 @@ static void test_restore_batches(void **state)
                         tmt_write_rand(p, &seed, (size_t)(tmt_rand(&seed) % 40000) * (i % 7 != 0));
                 }
         }
+        {
+                /* one blob in several files of a batch: read once, written to each */
+                static uint8_t same[30000];
+
+                tmt_fill(&seed, same, sizeof(same));
+                for (int i = 0; i < 4; i++, nfiles++) {
+                        char rel[32];
+
+                        snprintf(rel, sizeof(rel), "d2/same%d", i);
+                        tmt_path(p, sizeof(p), f->src, rel);
+                        tmt_write(p, same, sizeof(same));
+                }
+        }
         tmt_path(p, sizeof(p), f->src, "big.bin"); /* more than one part is not batched */
         tmt_write_rand(p, &seed, 3u << 20);
         nfiles++;
@@ -241,13 +254,17 @@ static void test_restore_batches(void **state)
                 tmt_rm_rf(target);
         }
 
-        /* damage d1/f020: it alone fails, its neighbours in the run are right */
+        /* damage d1/f020: it alone fails, its neighbours in the run are
+         * right; damage the blob of the four same*: the four fail */
         tmt_damage_first_blob(f, &s.tree, "d1/f020");
+        tmt_damage_first_blob(f, &s.tree, "d2/same0");
         tmt_path(target, sizeof(target), f->dir, "target");
         assert_int_equal(tmt_restore(f->r, &s, target, &st), -EBADMSG);
-        assert_int_equal(st.files_failed, 1);
-        assert_int_equal(st.files, nfiles - 1);
+        assert_int_equal(st.files_failed, 5);
+        assert_int_equal(st.files, nfiles - 5);
         tmt_path(p, sizeof(p), target, "d1/f020");
+        assert_int_equal(access(p, F_OK), -1);
+        tmt_path(p, sizeof(p), target, "d2/same3");
         assert_int_equal(access(p, F_OK), -1);
         assert_false(has_temp_files(target));
         for (int i = 0; i < 40; i++) {

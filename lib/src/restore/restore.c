@@ -343,8 +343,9 @@ struct rs_item {
 
 struct rs_write {
         struct rs *s;
-        const struct rs_item *items; /* the run's first */
-        size_t done;                 /* items of the run handled */
+        const struct rs_item *items;
+        const size_t *grp; /* the run's first blob: its items are grp[0]..grp[1] */
+        size_t done;       /* blobs of the run handled */
 };
 
 /* Open the job's file if it is not yet (the first part to write opens it).
@@ -415,18 +416,13 @@ static void blob_failed(struct rs_job *job, const struct tm_content *c, int r)
         job_fail(job);
 }
 
-static int write_item(size_t i, const tm_buf *plain, void *ud)
+static void item_write(struct rs *s, const struct rs_item *it, const tm_buf *plain)
 {
-        struct rs_write *w = ud;
-        const struct rs_item *it = &w->items[i];
         struct rs_file *f = it->job->f;
         int r;
 
-        if (plain->len != it->c->size)
-                return -EBADMSG;
-        w->done++;
-        if (job_file_ready(w->s, it->job) < 0)
-                return 0; /* this file failed; the run goes on for the others */
+        if (job_file_ready(s, it->job) < 0)
+                return; /* this file failed; the run goes on for the others */
         for (size_t at = 0; at < plain->len;) {
                 ssize_t n = pwrite(f->fd, plain->data + at, plain->len - at, (off_t)(it->off + at));
 
@@ -440,12 +436,25 @@ static int write_item(size_t i, const tm_buf *plain, void *ud)
                         free(p);
                         job_fail(it->job);
                         if (r == -ENOSPC)
-                                atomic_store(&w->s->fatal, r);
-                        return 0;
+                                atomic_store(&s->fatal, r);
+                        return;
                 }
                 at += (size_t)n;
         }
-        atomic_fetch_add(&w->s->bytes, it->c->size);
+        atomic_fetch_add(&s->bytes, it->c->size);
+}
+
+/* Blob i of the run: written wherever the job's files hold it (a blob may
+ * be in several files, or twice in one). */
+static int write_blob(size_t i, const tm_buf *plain, void *ud)
+{
+        struct rs_write *w = ud;
+
+        if (plain->len != w->items[w->grp[i]].c->size)
+                return -EBADMSG;
+        w->done++;
+        for (size_t k = w->grp[i]; k < w->grp[i + 1]; k++)
+                item_write(w->s, &w->items[k], plain);
         return 0;
 }
 
@@ -497,15 +506,17 @@ static void job_run(struct rs *s, struct rs_job *head)
 {
         struct rs_item *items = NULL;
         struct tm_pack_entry *es = NULL;
+        size_t *grp = NULL;
         struct rs_write w = { .s = s };
         struct rs_job *next;
-        size_t n = 0, i = 0;
+        size_t n = 0, m = 0, i = 0;
 
         for (struct rs_job *j = head; j; j = j->batch)
                 n += j->count;
         items = calloc(n ? n : 1, sizeof(*items));
         es = calloc(n ? n : 1, sizeof(*es));
-        if (!items || !es) {
+        grp = calloc(n + 1, sizeof(*grp));
+        if (!items || !es || !grp) {
                 tm_log(TM_LOG_ERR, "out of memory restoring '%s'", head->f->name);
                 for (struct rs_job *j = head; j; j = j->batch)
                         job_fail(j);
@@ -520,29 +531,40 @@ static void job_run(struct rs *s, struct rs_job *head)
                 if (j->left == 0)
                         job_done(s, j, head);
         }
+        /* in pack order, each blob once: es[k] is read for items
+         * grp[k]..grp[k+1] */
         qsort(items, n, sizeof(*items), item_cmp);
-        for (size_t k = 0; k < n; k++)
-                es[k] = items[k].e;
-        while (i < n) {
+        for (size_t k = 0; k < n; k++) {
+                if (k == 0 || item_cmp(&items[k], &items[k - 1]) != 0) {
+                        es[m] = items[k].e;
+                        grp[m++] = k;
+                }
+        }
+        grp[m] = n;
+        w.items = items;
+        while (i < m) {
                 size_t run = 1;
                 int r;
 
-                while (i + run < n && tm_id_cmp(&items[i + run].pack, &items[i].pack) == 0)
+                while (i + run < m && tm_id_cmp(&items[grp[i + run]].pack, &items[grp[i]].pack) == 0)
                         run++;
                 run = tm_repo_blob_run_len(es + i, run, RUN_BYTES, GAP_BYTES);
-                w.items = items + i;
+                w.grp = grp + i;
                 w.done = 0;
-                r = tm_repo_blob_load_run(s->repo, &items[i].pack, es + i, run, write_item, &w);
-                if (r < 0) { /* this blob fails its file; the rest is read again */
-                        blob_failed(items[i + w.done].job, items[i + w.done].c, r);
+                r = tm_repo_blob_load_run(s->repo, &items[grp[i]].pack, es + i, run, write_blob,
+                                          &w);
+                if (r < 0) { /* this blob fails its files; the rest is read again */
+                        for (size_t k = grp[i + w.done]; k < grp[i + w.done + 1]; k++)
+                                blob_failed(items[k].job, items[k].c, r);
                         run = w.done + 1;
                 }
-                for (size_t k = i; k < i + run; k++)
+                for (size_t k = grp[i]; k < grp[i + run]; k++)
                         item_done(s, &items[k], head);
                 i += run;
         }
         free(items);
         free(es);
+        free(grp);
 }
 
 static void *worker_main(void *arg)
