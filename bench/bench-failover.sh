@@ -239,31 +239,8 @@ for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$ETCD_C/health" >/dev/null 
 # known
 PGB_PORT=$(free_port)
 as_pg mkdir -p "$T/pgb"
-printf '"postgres" ""\n' | as_pg tee "$T/pgb/users.txt" >/dev/null
-as_pg tee "$T/pgb/pgbouncer.ini" >/dev/null <<EOC
-[databases]
-app = host=127.0.0.1 port=1 dbname=postgres
-[pgbouncer]
-listen_addr = 127.0.0.1
-listen_port = $PGB_PORT
-unix_socket_dir =
-auth_type = trust
-auth_file = $T/pgb/users.txt
-admin_users = postgres
-pool_mode = transaction
-server_connect_timeout = 2
-server_login_retry = 1
-query_wait_timeout = 10
-pidfile = $T/pgb/pgbouncer.pid
-logfile = $T/pgb/pgbouncer.log
-EOC
-cat >"$T/switch.sh" <<EOC
-#!/bin/sh
-export PGBOUNCER_INI='$T/pgb/pgbouncer.ini' PGBOUNCER_DATABASE=app
-export PGBOUNCER_ADMIN='host=127.0.0.1 port=$PGB_PORT user=postgres dbname=pgbouncer'
-exec '$TM_SRC/contrib/hooks/pgbouncer-switch.sh'
-EOC
-chmod 755 "$T/switch.sh"
+fo_pgbouncer_conf 1
+fo_switch_hook
 as_pg pgbouncer -d "$T/pgb/pgbouncer.ini" >/dev/null 2>&1 || fail "pgbouncer did not start"
 on_exit "kill \$(cat '$T/pgb/pgbouncer.pid')"
 

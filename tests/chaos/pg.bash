@@ -268,45 +268,10 @@ fo_setup() {
         local T=$FO_T
         mkdir -p "$T"
         fo_cluster
-        # fo_start's configuration, automatic failover on; the daemon itself
-        # is started by fo_up (its pid is the daemon's: setpriv execs)
-        cat >"$T/tidemark.conf" <<EOC
-[server]
-access_log = $T/state/access.log
-
-[failover]
-primary = alpha
-service_tier = critical
-pg_bin = $T/pgbin
-state_dir = $T/state
-check_interval = 1s
-connect_timeout = 2s
-catchup_timeout = 60s
-automatic = on
-failure_threshold = 3
-
-[site.alpha]
-conninfo = host=127.0.0.1 port=$P_ALPHA user=postgres dbname=postgres
-pgdata = $T/alpha
-auto_failover = on
-
-[site.beta]
-conninfo = host=127.0.0.1 port=$P_BETA user=postgres dbname=postgres
-pgdata = $T/beta
-auto_failover = on
-
-[hook.switch-traffic]
-command = $T/switch.sh
-timeout = 20s
-EOC
-        cat >"$T/switch.sh" <<EOC
-#!/bin/sh
-export PGBOUNCER_INI='$T/pgb/pgbouncer.ini' PGBOUNCER_DATABASE=app
-export PGBOUNCER_ADMIN='host=127.0.0.1 port=$PGB_PORT user=postgres dbname=pgbouncer'
-exec '$TM_SRC/contrib/hooks/pgbouncer-switch.sh'
-EOC
-        chmod 755 "$T/switch.sh"
-        chown postgres: "$T/tidemark.conf"
+        # automatic failover on; the daemon itself is started by fo_up (its
+        # pid is the daemon's: setpriv execs)
+        FO_PGBIN=$T/pgbin fo_config "automatic = on
+failure_threshold = 3"
         # the daemon's PostgreSQL programs; with TM_CHAOS_FO_KILL_AFTER=fence
         # its "pg_ctl stop" waits 5 s, so that the kill lands between the
         # fence and the stop (the ~100 ms gap is too short to hit by polling)

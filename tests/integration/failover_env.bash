@@ -72,6 +72,42 @@ EOC
         psql_at "$P_ALPHA" -c "CREATE TABLE t (id int PRIMARY KEY, ts timestamptz NOT NULL DEFAULT clock_timestamp())"
 }
 
+# fo_pgbouncer_conf PORT: pgbouncer's files in $T/pgb (as postgres, trusting
+# loopback, postgres is its admin, listening on $PGB_PORT), its database
+# "app" on the server at PORT.
+fo_pgbouncer_conf() {
+        printf '"postgres" ""\n' | as_pg tee "$T/pgb/users.txt" >/dev/null
+        as_pg tee "$T/pgb/pgbouncer.ini" >/dev/null <<EOC
+[databases]
+app = host=127.0.0.1 port=$1 dbname=postgres
+[pgbouncer]
+listen_addr = 127.0.0.1
+listen_port = $PGB_PORT
+unix_socket_dir =
+auth_type = trust
+auth_file = $T/pgb/users.txt
+admin_users = postgres
+pool_mode = transaction
+server_connect_timeout = 2
+server_login_retry = 1
+query_wait_timeout = 10
+pidfile = $T/pgb/pgbouncer.pid
+logfile = $T/pgb/pgbouncer.log
+EOC
+}
+
+# fo_switch_hook: $T/switch.sh, the pgbouncer hook of contrib/hooks with its
+# settings (in a wrapper: inih reads lines of at most 198 bytes)
+fo_switch_hook() {
+        cat >"$T/switch.sh" <<EOC
+#!/bin/sh
+export PGBOUNCER_INI='$T/pgb/pgbouncer.ini' PGBOUNCER_DATABASE=app
+export PGBOUNCER_ADMIN='host=127.0.0.1 port=$PGB_PORT user=postgres dbname=pgbouncer'
+exec '$TM_SRC/contrib/hooks/pgbouncer-switch.sh'
+EOC
+        chmod 755 "$T/switch.sh"
+}
+
 # fo_cluster: start alpha (primary) and beta (its standby), pgbouncer.
 fo_cluster() {
         chown postgres: "$T"
@@ -106,25 +142,7 @@ EOC
                 fail "beta did not start: $(tail -5 "$T/beta.log")"
         psql_at "$P_ALPHA" -c "CREATE TABLE t (id bigint PRIMARY KEY, site_port int NOT NULL DEFAULT inet_server_port())"
 
-        # pgbouncer (as postgres, trusting loopback, postgres is its admin)
-        printf '"postgres" ""\n' | as_pg tee "$T/pgb/users.txt" >/dev/null
-        as_pg tee "$T/pgb/pgbouncer.ini" >/dev/null <<EOC
-[databases]
-app = host=127.0.0.1 port=$P_ALPHA dbname=postgres
-[pgbouncer]
-listen_addr = 127.0.0.1
-listen_port = $PGB_PORT
-unix_socket_dir =
-auth_type = trust
-auth_file = $T/pgb/users.txt
-admin_users = postgres
-pool_mode = transaction
-server_connect_timeout = 2
-server_login_retry = 1
-query_wait_timeout = 10
-pidfile = $T/pgb/pgbouncer.pid
-logfile = $T/pgb/pgbouncer.log
-EOC
+        fo_pgbouncer_conf "$P_ALPHA"
         as_pg pgbouncer -d "$T/pgb/pgbouncer.ini" >/dev/null 2>&1 ||
                 fail "pgbouncer did not start: $(tail -5 "$T/pgb/pgbouncer.log")"
         on_exit "kill \$(cat '$T/pgb/pgbouncer.pid')"
@@ -132,9 +150,10 @@ EOC
         [[ $(pgb -c "SELECT inet_server_port()") == "$P_ALPHA" ]] || fail "pgbouncer does not reach alpha"
 }
 
-# fo_start [EXTRA_FAILOVER_KEYS [EXTRA_SECTIONS]]: write the config and
-# start the daemon.
-fo_start() {
+# fo_config [EXTRA_FAILOVER_KEYS [EXTRA_SECTIONS]]: the daemon's
+# configuration, $T/tidemark.conf (its PostgreSQL programs from FO_PGBIN,
+# default $PGBIN), and the wrapper of its pgbouncer hook.
+fo_config() {
         cat >"$T/tidemark.conf" <<EOC
 [server]
 access_log = $T/state/access.log
@@ -142,7 +161,7 @@ access_log = $T/state/access.log
 [failover]
 primary = alpha
 service_tier = critical
-pg_bin = $PGBIN
+pg_bin = ${FO_PGBIN:-$PGBIN}
 state_dir = $T/state
 check_interval = 1s
 connect_timeout = 2s
@@ -165,15 +184,14 @@ timeout = 20s
 
 ${2:-}
 EOC
-        # the hook's settings in a wrapper: inih reads lines of at most 198 bytes
-        cat >"$T/switch.sh" <<EOC
-#!/bin/sh
-export PGBOUNCER_INI='$T/pgb/pgbouncer.ini' PGBOUNCER_DATABASE=app
-export PGBOUNCER_ADMIN='host=127.0.0.1 port=$PGB_PORT user=postgres dbname=pgbouncer'
-exec '$TM_SRC/contrib/hooks/pgbouncer-switch.sh'
-EOC
-        chmod 755 "$T/switch.sh"
+        fo_switch_hook
         chown postgres: "$T/tidemark.conf"
+}
+
+# fo_start [EXTRA_FAILOVER_KEYS [EXTRA_SECTIONS]]: write the config and
+# start the daemon.
+fo_start() {
+        fo_config "$@"
         # runuser does not pass SIGTERM on: the daemon writes its own pid
         as_pg sh -c 'echo $$ >"$1"; exec "$2" -c "$3" --listen 127.0.0.1:0 --port-file "$4"' sh \
                 "$T/state/fod.pid" "$FOD" "$T/tidemark.conf" "$T/state/port" \
